@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * vchan.h: a vchan shared-memory channel, wire-compatible with Xen's
+ * libxenvchan (xen/io/libxenvchan.h).
+ *
+ * One side is the server: it shares the pages and publishes them for one
+ * client domain under a port name. The other side is the client: it maps
+ * them. Each side reads one ring and writes the other.
+ *
+ * All functions return 0 or a positive count on success and a negative
+ * VCHAN_E* code on failure; counts are passed back through out-parameters.
+ * A handle is used by one thread at a time.
+ */
+#ifndef VCHAN_H
+#define VCHAN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VCHAN_EXPORT __attribute__((visibility("default")))
+#else
+#define VCHAN_EXPORT
+#endif
+
+/* The error table: X(name, text). Codes are returned negated. */
+#define VCHAN_ERRNO_MAP(X)                                                     \
+    X(EAGAIN, "operation would block")                                         \
+    X(EPIPE, "peer closed the channel")                                        \
+    X(EPROTO, "peer violated the vchan protocol")                              \
+    X(ETIMEDOUT, "timed out")                                                  \
+    X(EINVAL, "invalid argument")                                              \
+    X(EMSGSIZE, "message larger than the ring")                                \
+    X(ENOMEM, "out of memory")                                                 \
+    X(ENOENT, "no such channel")                                               \
+    X(EPERM, "permission denied")                                              \
+    X(EADDRINUSE, "channel already published")                                 \
+    X(ENOTCONN, "peer not connected yet")                                      \
+    X(ENOSYS, "platform not available")                                        \
+    X(EIO, "platform I/O error")
+
+enum vchan_errno {
+    VCHAN_OK = 0,
+#define VCHAN_ERRNO_ENUM(name, text) VCHAN_##name,
+    VCHAN_ERRNO_MAP(VCHAN_ERRNO_ENUM)
+#undef VCHAN_ERRNO_ENUM
+    VCHAN_ERRNO_MAX
+};
+
+/* Text for a code, positive or negative; never NULL. */
+VCHAN_EXPORT const char *vchan_strerror(int err);
+/* Symbolic name ("EPIPE") for a code; never NULL. */
+VCHAN_EXPORT const char *vchan_errname(int err);
+
+enum vchan_log_level { VCHAN_LOG_ERROR, VCHAN_LOG_WARN, VCHAN_LOG_INFO, VCHAN_LOG_DEBUG };
+typedef void vchan_log_fn(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap);
+
+/* Default ring size of each direction for our own connections. */
+#define VCHAN_DEFAULT_RING_SIZE (64u * 1024u)
+/* Largest ring, as libxenvchan. */
+#define VCHAN_MAX_RING_SIZE (1u << 20)
+/* Longest port name: xenstore node-name characters [A-Za-z0-9_-]. */
+#define VCHAN_PORT_MAX 64
+/* Highest domain id a domU can have (DOMID_FIRST_RESERVED - 1). */
+#define VCHAN_DOMID_MAX 32751
+
+/*
+ * Options for opening a channel. Zero-initialise, then set what you need:
+ * struct vchan_config cfg = { .domain = 3, .port = "data" };
+ */
+struct vchan_config {
+    int domain;          /* peer domain id, 0..VCHAN_DOMID_MAX */
+    const char *port;    /* port name, 1..64 of [A-Za-z0-9_-] */
+    /*
+     * Server only: minimum size in bytes of the ring this side reads and of
+     * the ring it writes, at most VCHAN_MAX_RING_SIZE. 0 means
+     * VCHAN_DEFAULT_RING_SIZE. Orders are then chosen as libxenvchan's
+     * server does: (1024, 2048) or less gives the 1 KiB and 2 KiB rings
+     * inside the control page, larger sizes get granted pages.
+     */
+    size_t read_size, write_size;
+    bool nonblocking;    /* I/O returns -VCHAN_EAGAIN instead of waiting */
+    int timeout_ms;      /* limit of every wait (open and I/O); 0: none */
+    const char *platform;/* "xen", "local" or NULL: VCHAN_PLATFORM, else detect */
+    vchan_log_fn *log;   /* NULL: silent */
+    void *log_ctx;
+    /* When open fails, a message saying why is written here (if non-NULL). */
+    char *errbuf;
+    size_t errbuf_len;
+};
+
+struct vchan;
+
+/*
+ * Server: share a ring for client `cfg->domain` and publish it under
+ * `cfg->port`. Returns as soon as the ring is published; the client may
+ * connect later (vchan_is_open gives VCHAN_STATE_WAITING until then), and
+ * blocking I/O waits for it. Use vchan_wait_connected to wait explicitly.
+ * Errors: EINVAL (bad config), EADDRINUSE, EPERM, ENOMEM, ENOSYS, EIO.
+ */
+VCHAN_EXPORT int vchan_server_open(struct vchan **out, const struct vchan_config *cfg);
+
+/*
+ * Client: connect to server domain `cfg->domain`, port `cfg->port`. Waits
+ * for the server to appear, up to cfg->timeout_ms (0: without limit).
+ * Errors: ETIMEDOUT (no server appeared), EPROTO (the server's page is
+ * malformed), EPERM, ENOMEM, ENOSYS, EIO.
+ */
+VCHAN_EXPORT int vchan_client_open(struct vchan **out, const struct vchan_config *cfg);
+
+/* Close: mark our side closed, notify the peer, release everything. NULL ok. */
+VCHAN_EXPORT void vchan_close(struct vchan *v);
+
+enum vchan_state {
+    VCHAN_STATE_CLOSED = 0,  /* peer closed (unread data may remain) */
+    VCHAN_STATE_OPEN = 1,
+    VCHAN_STATE_WAITING = 2, /* server: client not connected yet */
+};
+/* Connection state as the peer's live byte gives it; never blocks. */
+VCHAN_EXPORT enum vchan_state vchan_is_open(struct vchan *v);
+
+/*
+ * Server: wait until the client has connected (or closed again), within
+ * the handle's timeout. 0, -VCHAN_ETIMEDOUT, -VCHAN_EAGAIN (non-blocking,
+ * not yet), -VCHAN_EPROTO.
+ */
+VCHAN_EXPORT int vchan_wait_connected(struct vchan *v);
+
+/*
+ * Stream read: copy up to `len` bytes into `buf` (at least one unless
+ * non-blocking). *nread = 0 with return 0 means end-of-file: the peer closed
+ * and everything it wrote has been read. -VCHAN_EAGAIN (non-blocking, no
+ * data), -VCHAN_ETIMEDOUT, -VCHAN_EPROTO.
+ */
+VCHAN_EXPORT int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread);
+
+/*
+ * Stream write: blocking mode writes all `len` bytes (waiting for space)
+ * unless the timeout expires or the peer closes; non-blocking mode writes
+ * what fits (-VCHAN_EAGAIN when nothing fits). *nwritten is set in every
+ * case, also on error. -VCHAN_EPIPE: the peer closed.
+ */
+VCHAN_EXPORT int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten);
+
+/*
+ * Packet I/O: all or nothing. send waits (blocking) until `len` bytes of
+ * space exist; -VCHAN_EMSGSIZE when len exceeds the ring. recv waits until
+ * `len` bytes are ready; a peer that closed with fewer ready gives
+ * -VCHAN_EPIPE and leaves them unread.
+ */
+VCHAN_EXPORT int vchan_send(struct vchan *v, const void *buf, size_t len);
+VCHAN_EXPORT int vchan_recv(struct vchan *v, void *buf, size_t len);
+
+/* Bytes ready to read / free space to write; they also ask the peer to
+ * notify us when that changes, so a poll on vchan_fd will see it. */
+VCHAN_EXPORT int vchan_data_ready(struct vchan *v, size_t *ready);
+VCHAN_EXPORT int vchan_buffer_space(struct vchan *v, size_t *space);
+
+/* Ring sizes in bytes, fixed at open. */
+VCHAN_EXPORT size_t vchan_read_ring_size(const struct vchan *v);
+VCHAN_EXPORT size_t vchan_write_ring_size(const struct vchan *v);
+
+/*
+ * A file descriptor that polls readable when an event is pending. After it
+ * does, call vchan_wait (it will not block) to consume the event before
+ * polling again. Owned by the handle.
+ */
+VCHAN_EXPORT int vchan_fd(struct vchan *v);
+
+/*
+ * Wait for an event from the peer (data, space, connect or close) and
+ * consume it. Blocking: waits up to the handle's timeout (-VCHAN_ETIMEDOUT).
+ * Non-blocking: consumes what is pending, -VCHAN_EAGAIN when none is.
+ * Spurious wake-ups happen: re-check the state after it returns.
+ */
+VCHAN_EXPORT int vchan_wait(struct vchan *v);
+
+/* Change the timeout of every later wait; 0 means none. */
+VCHAN_EXPORT void vchan_set_timeout(struct vchan *v, int timeout_ms);
+/* Switch between blocking and non-blocking I/O. */
+VCHAN_EXPORT void vchan_set_nonblocking(struct vchan *v, bool nonblocking);
+
+/* The platform in use ("xen" or "local"). */
+VCHAN_EXPORT const char *vchan_platform_name(const struct vchan *v);
+
+/* Message for the last error on this handle ("" if none); owned by it. */
+VCHAN_EXPORT const char *vchan_last_error(const struct vchan *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The hosted (Linux) entry points: pick a platform, format messages, call
+ * the caller's logger. The ring core stays free of libc; this file is not.
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hosted.h"
+
+uint64_t vchan__hosted_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void *vchan__hosted_alloc(size_t size)
+{
+    return calloc(1, size);
+}
+
+void vchan__hosted_free(void *ptr)
+{
+    free(ptr);
+}
+
+static void call_log(struct vchan *v, enum vchan_log_level level, const char *fmt, ...)
+    VCHAN__PRINTF(3, 4);
+
+static void call_log(struct vchan *v, enum vchan_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    v->log(v->log_ctx, level, fmt, ap);
+    va_end(ap);
+}
+
+void vchan__hosted_log(struct vchan *v, enum vchan_log_level level, const char *msg)
+{
+    if (v && v->log) {
+        call_log(v, level, "%s", msg);
+    }
+}
+
+int vchan__errorf(struct vchan *v, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!v) {
+        return -err;
+    }
+    va_start(ap, fmt);
+    vsnprintf(v->errbuf, sizeof(v->errbuf), fmt, ap);
+    va_end(ap);
+    v->errmsg = v->errbuf;
+    vchan__hosted_log(v, VCHAN_LOG_ERROR, v->errbuf);
+    return -err;
+}
+
+void vchan__logf(struct vchan *v, enum vchan_log_level level, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+
+    if (!v || !v->log) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    vchan__hosted_log(v, level, buf);
+}
+
+static void report(const struct vchan_config *cfg, const char *fmt, ...) VCHAN__PRINTF(2, 3);
+
+static void report(const struct vchan_config *cfg, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (cfg->errbuf && cfg->errbuf_len) {
+        va_start(ap, fmt);
+        vsnprintf(cfg->errbuf, cfg->errbuf_len, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* VCHAN_PLATFORM (or cfg->platform) names one; else Xen when its event device opens. */
+static int pick_platform(const struct vchan_config *cfg, const struct vchan__platform **out)
+{
+    const char *name = cfg->platform ? cfg->platform : getenv("VCHAN_PLATFORM");
+
+    if (name && *name) {
+        if (strcmp(name, "local") == 0) {
+            *out = &vchan__platform_local;
+            return 0;
+        }
+        if (strcmp(name, "xen") == 0) {
+#ifdef HAVE_XEN
+            *out = &vchan__platform_xen;
+            return 0;
+#else
+            report(cfg, "platform '%s' not available: built without libxen", name);
+            return -VCHAN_ENOSYS;
+#endif
+        }
+        report(cfg, "unknown platform '%s' (expected xen or local)", name);
+        return -VCHAN_EINVAL;
+    }
+#ifdef HAVE_XEN
+    {
+        int fd = open("/dev/xen/evtchn", O_RDWR | O_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            *out = &vchan__platform_xen;
+            return 0;
+        }
+    }
+#endif
+    *out = &vchan__platform_local;
+    return 0;
+}
+
+int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+{
+    const struct vchan__platform *plat;
+    int rc;
+
+    if (!out || !cfg) {
+        return -VCHAN_EINVAL;
+    }
+    *out = NULL;
+    if ((rc = pick_platform(cfg, &plat))) {
+        return rc;
+    }
+    return vchan__server_open(out, plat, cfg);
+}
+
+int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
+{
+    const struct vchan__platform *plat;
+    int rc;
+
+    if (!out || !cfg) {
+        return -VCHAN_EINVAL;
+    }
+    *out = NULL;
+    if ((rc = pick_platform(cfg, &plat))) {
+        return rc;
+    }
+    return vchan__client_open(out, plat, cfg);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: ISC */
+/* Helpers shared by the hosted (Linux) platforms; not for the ring core. */
+#ifndef VCHAN_HOSTED_H
+#define VCHAN_HOSTED_H
+
+#include "internal.h"
+
+extern const struct vchan__platform vchan__platform_local;
+#ifdef HAVE_XEN
+extern const struct vchan__platform vchan__platform_xen;
+#endif
+
+/*
+ * Record an error on the handle with a formatted message (and log it once
+ * through the caller's logger). Returns -err, so: return vchan__errorf(...).
+ * Platforms add strerror(errno) themselves where an OS call failed.
+ */
+int vchan__errorf(struct vchan *v, int err, const char *fmt, ...) VCHAN__PRINTF(3, 4);
+/* Log without recording an error. */
+void vchan__logf(struct vchan *v, enum vchan_log_level level, const char *fmt, ...)
+    VCHAN__PRINTF(3, 4);
+
+/* Hosted implementations of the platform's now_ms, alloc, free and log. */
+uint64_t vchan__hosted_now_ms(void);
+void *vchan__hosted_alloc(size_t size);
+void vchan__hosted_free(void *ptr);
+void vchan__hosted_log(struct vchan *v, enum vchan_log_level level, const char *msg);
+
+/* The local domain id (VCHAN_DOMID, default 0); -VCHAN_EINVAL when malformed. */
+int vchan__local_domid(struct vchan *v, int *domid);
+
+#endif
