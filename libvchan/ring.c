@@ -42,6 +42,7 @@ static int ready(struct vchan *v, uint32_t *n)
     uint32_t prod = vchan__load_acquire(v->rd.shr_prod); /* peer-controlled */
     uint32_t avail = prod - v->rd.own;
 
+    *n = 0; /* defined on every path (gcc -O2 -Wmaybe-uninitialized) */
     if (avail > v->rd.size) {
         return vchan__broken(v, "peer moved its producer index outside the ring");
     }
@@ -56,6 +57,7 @@ static int space(struct vchan *v, uint32_t *n)
     uint32_t cons = vchan__load_acquire(v->wr.shr_cons); /* peer-controlled */
     uint32_t used = v->wr.own - cons;
 
+    *n = 0; /* defined on every path (gcc -O2 -Wmaybe-uninitialized) */
     if (used > v->wr.size) {
         return vchan__broken(v, "peer moved its consumer index outside the ring");
     }
@@ -89,6 +91,7 @@ static int peer_state(struct vchan *v, enum vchan_state *st)
 {
     uint8_t live;
 
+    *st = VCHAN_STATE_CLOSED; /* defined on every path, as above */
     if (v->broken) {
         return -VCHAN_EPROTO;
     }
@@ -374,7 +377,7 @@ int vchan_recv(struct vchan *v, void *buf, size_t len)
 
 int vchan_data_ready(struct vchan *v, size_t *out)
 {
-    uint32_t n;
+    uint32_t n = 0;
     int rc;
 
     if (!v || !out) {
@@ -395,7 +398,7 @@ int vchan_data_ready(struct vchan *v, size_t *out)
 
 int vchan_buffer_space(struct vchan *v, size_t *out)
 {
-    uint32_t n;
+    uint32_t n = 0;
     int rc;
 
     if (!v || !out) {
@@ -415,7 +418,7 @@ int vchan_buffer_space(struct vchan *v, size_t *out)
 
 enum vchan_state vchan_is_open(struct vchan *v)
 {
-    enum vchan_state st;
+    enum vchan_state st = VCHAN_STATE_CLOSED;
 
     if (!v || peer_state(v, &st)) {
         return VCHAN_STATE_CLOSED;

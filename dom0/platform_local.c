@@ -1,0 +1,1382 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The "local" platform: two processes of one Linux host, no Xen.
+ *
+ * Xen's primitives are emulated:
+ *   grant pages   -> one memfd per channel; a grant reference is a page index
+ *                    in it. The server seals it (no shrink, no grow, no more
+ *                    seals) before handing it over, so neither side can be
+ *                    made to fault (SIGBUS) by the other truncating it.
+ *   event channel -> two eventfds, one per direction. "Ports" are labels.
+ *   xenstore      -> a UNIX stream socket <dir>/<server>.<client>.<port> in a
+ *                    private runtime directory. The server binds it at
+ *                    publish and accepts one client inside wait(); the
+ *                    client receives the memfd and the eventfds with
+ *                    SCM_RIGHTS.
+ *   unmap-notify  -> the accepted connection stays open for the life of the
+ *                    channel. Its hang-up means the peer is gone, even after
+ *                    SIGKILL: the survivor reports it and clears the dead
+ *                    side's live byte in its own mapping, as Xen would have.
+ *
+ * Everything the other process sends (messages, descriptors, page indices)
+ * is treated as hostile and checked before use. Credentials (SO_PEERCRED:
+ * same uid or root) decide who may connect; domain ids are only labels.
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* memfd_create, accept4, F_ADD_SEALS, MSG_CMSG_CLOEXEC, struct ucred */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libvchan/barrier.h"
+#include "libvchan/hosted.h"
+
+#define PAGE VCHAN__PAGE_SIZE
+/* Control page + two 1 MiB rings is 513 pages; anything above is not ours. */
+#define MAX_PAGES 1024u
+/* setup.c shares or maps at most three regions per channel. */
+#define MAX_REGIONS 8
+/* The only event channel of a channel; any number would do. */
+#define LOCAL_EVTCHN 1u
+/* A client sends its hello right after connecting: a short wait suffices. */
+#define HELLO_TIMEOUT_MS 500
+/* lookup(timeout 0) tries once, but the server still needs a moment to answer. */
+#define ONE_TRY_GRACE_MS 1000
+/* How often a client looks for a server that is not there yet. */
+#define RETRY_MS 15
+/* A hostile peer may flood the socket: read at most this much per wait. */
+#define MAX_READS 16
+
+#define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* Handshake messages: same host, so native byte order. */
+#define MSG_VERSION 1u
+#define MAGIC_HELLO 0x6c6c6568u  /* "hell" */
+#define MAGIC_REPLY 0x796c7072u  /* "rply" */
+#define MAGIC_NOTICE 0x6563746eu /* "ntce" */
+#define NO_NOTIFY UINT32_MAX
+
+/* Client -> server, right after connect. */
+struct msg_hello {
+    uint32_t magic, version;
+    uint32_t client_domid, server_domid; /* what the client believes: checked */
+};
+
+/* Server -> client: status 0 comes with [memfd, to-server, to-client] attached. */
+struct msg_reply {
+    uint32_t magic, version;
+    uint32_t status; /* 0 or a VCHAN_E* code saying why the client was refused */
+    uint32_t ring_ref, evtchn, npages;
+    uint32_t notify_ref, notify_offset; /* the server's live byte, or NO_NOTIFY */
+};
+
+/* Client -> server after map: the byte to clear if the client vanishes. */
+struct msg_notice {
+    uint32_t magic, version;
+    uint32_t ref, offset;
+};
+
+enum { FD_MEM, FD_TO_SERVER, FD_TO_CLIENT, NFDS };
+enum { TAG_LISTEN = 1, TAG_CONN, TAG_EVENT };
+
+struct region {
+    uint8_t *addr; /* NULL: free slot */
+    size_t npages;
+    uint32_t first; /* server: page index of addr in the memfd */
+};
+
+struct local {
+    struct vchan *v;
+    bool server;
+    int server_domid, client_domid;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+    int epfd;
+    int listenfd; /* server, until a client is accepted */
+    int connfd;   /* the accepted or connected socket: its hang-up is the peer's death */
+    int memfd;
+    int evt_own;       /* we wait on it */
+    int evt_peer;      /* we notify through it */
+    bool evtchn_ready; /* server: allocated; client: bound */
+    bool looked_up;    /* client: got the server's descriptors */
+    bool sealed;       /* server: the memfd has its final size */
+
+    bool sock_bound; /* server: path is our socket, identified by dev/ino */
+    dev_t sock_dev;
+    ino_t sock_ino;
+
+    size_t npages; /* pages in the memfd */
+    uint32_t ring_ref;
+
+    /* Our own unmap-notify byte (server: told to the client in the reply). */
+    uint32_t own_notify_ref, own_notify_off;
+    /* The peer's unmap-notify byte, as it told us. */
+    uint32_t peer_notify_ref, peer_notify_off;
+    uint8_t *peer_live; /* where that byte is in our mappings, once known */
+
+    bool hangup; /* sticky: the peer is gone for good */
+    bool warned_junk;
+    uint8_t inbuf[sizeof(struct msg_notice)];
+    size_t inlen;
+
+    struct region regions[MAX_REGIONS];
+};
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static int remaining_ms(uint64_t deadline)
+{
+    uint64_t now = vchan__hosted_now_ms();
+
+    if (now >= deadline) {
+        return 0;
+    }
+    return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
+}
+
+/* A deadline for a timeout in ms (-1: none, given as UINT64_MAX). */
+static uint64_t deadline_of(int timeout_ms)
+{
+    return timeout_ms < 0 ? UINT64_MAX : vchan__hosted_now_ms() + (uint64_t)timeout_ms;
+}
+
+static int poll_ms(uint64_t deadline)
+{
+    return deadline == UINT64_MAX ? -1 : remaining_ms(deadline);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* ---- local domain id and runtime directory ---- */
+
+int vchan__local_domid(struct vchan *v, int *domid)
+{
+    const char *s = getenv("VCHAN_DOMID");
+    long val = 0;
+    size_t i;
+
+    *domid = 0;
+    /* Unset or empty: the default, as for any other environment variable. */
+    if (!s || !*s) {
+        return 0;
+    }
+    /* Strictly decimal digits: no sign, no blanks, no hex, no trailing junk. */
+    for (i = 0; s[i]; i++) {
+        if (s[i] < '0' || s[i] > '9' || i >= 5) {
+            return vchan__errorf(v, VCHAN_EINVAL, "bad VCHAN_DOMID '%.32s' (expected 0-%d)", s,
+                                 VCHAN_DOMID_MAX);
+        }
+        val = val * 10 + (s[i] - '0');
+    }
+    if (val > VCHAN_DOMID_MAX) {
+        return vchan__errorf(v, VCHAN_EINVAL, "bad VCHAN_DOMID '%s' (expected 0-%d)", s,
+                             VCHAN_DOMID_MAX);
+    }
+    *domid = (int)val;
+    return 0;
+}
+
+static int runtime_dir(struct local *st)
+{
+    const char *env = getenv("VCHAN_DIR");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int n;
+
+    if (env && *env) {
+        n = snprintf(st->dir, sizeof(st->dir), "%s", env);
+    } else if (xdg && xdg[0] == '/') {
+        /* The XDG spec says to ignore a relative XDG_RUNTIME_DIR. */
+        n = snprintf(st->dir, sizeof(st->dir), "%s/vchan", xdg);
+    } else {
+        n = snprintf(st->dir, sizeof(st->dir), "/tmp/vchan-%u", (unsigned)geteuid());
+    }
+    if (n < 0 || (size_t)n >= sizeof(st->dir)) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "vchan directory name too long (%d bytes)", n);
+    }
+    return 0;
+}
+
+/*
+ * The directory must be ours alone: anyone who can write to it could put a
+ * socket of their own in place of ours. -VCHAN_ENOENT (no message) when it
+ * does not exist and create is false: the server has not made it yet.
+ */
+static int check_dir(struct local *st, bool create)
+{
+    struct stat sb;
+
+    if (create) {
+        if (mkdir(st->dir, 0700) == 0) {
+            /* The umask may have taken our own bits away; we just made it, so this is safe. */
+            if (chmod(st->dir, 0700) < 0) {
+                return vchan__errorf(st->v, VCHAN_EIO, "cannot set mode 0700 on %s: %s", st->dir,
+                                     strerror(errno));
+            }
+        } else if (errno != EEXIST) {
+            return vchan__errorf(st->v, errno == EACCES ? VCHAN_EPERM : VCHAN_EIO,
+                                 "cannot create vchan directory %s: %s", st->dir, strerror(errno));
+        }
+    }
+    if (lstat(st->dir, &sb) < 0) {
+        if (errno == ENOENT && !create) {
+            return -VCHAN_ENOENT;
+        }
+        return vchan__errorf(st->v, errno == EACCES ? VCHAN_EPERM : VCHAN_EIO,
+                             "cannot use vchan directory %s: %s", st->dir, strerror(errno));
+    }
+    if (S_ISLNK(sb.st_mode)) {
+        return vchan__errorf(st->v, VCHAN_EPERM,
+                             "refusing vchan directory %s: it is a symbolic link", st->dir);
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        return vchan__errorf(st->v, VCHAN_EPERM, "refusing vchan directory %s: not a directory",
+                             st->dir);
+    }
+    if (sb.st_uid != geteuid()) {
+        return vchan__errorf(st->v, VCHAN_EPERM,
+                             "refusing vchan directory %s: owned by uid %u, not by us (uid %u)",
+                             st->dir, (unsigned)sb.st_uid, (unsigned)geteuid());
+    }
+    if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
+        return vchan__errorf(st->v, VCHAN_EPERM,
+                             "refusing vchan directory %s: group- or world-writable (mode %04o)",
+                             st->dir, (unsigned)(sb.st_mode & 07777));
+    }
+    return 0;
+}
+
+/* Only the same user or root may be on the other end: domain ids are mere labels. */
+static int peer_uid(int fd, struct ucred *cred)
+{
+    socklen_t len = sizeof(*cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0 || len != sizeof(*cred)) {
+        return -1;
+    }
+    return 0;
+}
+
+static bool uid_allowed(uid_t uid)
+{
+    return uid == geteuid() || uid == 0;
+}
+
+/* ---- mapping bookkeeping ---- */
+
+static struct region *region_slot(struct local *st)
+{
+    size_t i;
+
+    for (i = 0; i < MAX_REGIONS; i++) {
+        if (!st->regions[i].addr) {
+            return &st->regions[i];
+        }
+    }
+    return NULL;
+}
+
+static void region_forget(struct local *st, void *addr, size_t npages)
+{
+    uint8_t *a = addr;
+    size_t i;
+
+    if (st->peer_live && st->peer_live >= a && st->peer_live < a + npages * PAGE) {
+        st->peer_live = NULL;
+    }
+    for (i = 0; i < MAX_REGIONS; i++) {
+        if (st->regions[i].addr == a) {
+            st->regions[i].addr = NULL;
+        }
+    }
+}
+
+/* Emulated unmap-notify: the dead peer's live byte now says closed, as on Xen. */
+static void clear_peer_live(struct local *st)
+{
+    if (st->hangup && st->peer_live) {
+        vchan__store_release(st->peer_live, (uint8_t)VCHAN__LIVE_CLOSED);
+    }
+}
+
+static void set_hangup(struct local *st, const char *why)
+{
+    if (!st->hangup) {
+        vchan__logf(st->v, VCHAN_LOG_INFO, "vchan peer at %s went away (%s)", st->path, why);
+        st->hangup = true;
+        clear_peer_live(st);
+    }
+}
+
+/* ---- open and close ---- */
+
+static int local_open(void **pp, struct vchan *v, const struct vchan_config *cfg, bool server)
+{
+    struct local *st;
+    int self, n, rc;
+
+    *pp = NULL;
+    if (sysconf(_SC_PAGESIZE) != PAGE) {
+        return vchan__errorf(v, VCHAN_ENOSYS, "local vchan platform needs 4 KiB pages, have %ld",
+                             sysconf(_SC_PAGESIZE));
+    }
+    if (cfg->domain < 0 || cfg->domain > VCHAN_DOMID_MAX || !vchan__port_valid(cfg->port)) {
+        return vchan__errorf(v, VCHAN_EINVAL, "bad vchan domain or port");
+    }
+    if ((rc = vchan__local_domid(v, &self))) {
+        return rc;
+    }
+    st = vchan__hosted_alloc(sizeof(*st));
+    if (!st) {
+        return vchan__errorf(v, VCHAN_ENOMEM, "out of memory");
+    }
+    memset(st, 0, sizeof(*st));
+    st->v = v;
+    st->server = server;
+    st->epfd = st->listenfd = st->connfd = st->memfd = st->evt_own = st->evt_peer = -1;
+    st->own_notify_ref = st->peer_notify_ref = NO_NOTIFY;
+    st->server_domid = server ? self : cfg->domain;
+    st->client_domid = server ? cfg->domain : self;
+
+    if ((rc = runtime_dir(st))) {
+        goto out;
+    }
+    n = snprintf(st->path, sizeof(st->path), "%s/%d.%d.%s", st->dir, st->server_domid,
+                 st->client_domid, cfg->port);
+    if (n < 0 || (size_t)n >= sizeof(st->path)) {
+        rc = vchan__errorf(
+            v, VCHAN_EINVAL, "vchan socket path %s/%d.%d.%s too long (%d bytes, at most %zu)",
+            st->dir, st->server_domid, st->client_domid, cfg->port, n, sizeof(st->path) - 1);
+        goto out;
+    }
+    st->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (st->epfd < 0) {
+        rc = vchan__errorf(v, VCHAN_EIO, "epoll_create1: %s", strerror(errno));
+        goto out;
+    }
+    if (server) {
+        st->memfd = memfd_create("vchan-local", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (st->memfd < 0) {
+            rc = vchan__errorf(v, errno == ENOMEM ? VCHAN_ENOMEM : VCHAN_EIO, "memfd_create: %s",
+                               strerror(errno));
+            goto out;
+        }
+    }
+    *pp = st;
+    rc = 0;
+out:
+    if (rc) {
+        close_fd(&st->epfd);
+        close_fd(&st->memfd);
+        vchan__hosted_free(st);
+    }
+    return rc;
+}
+
+/* Remove our socket from the directory, unless someone else's has replaced it. */
+static void unlink_own_socket(struct local *st)
+{
+    struct stat sb;
+
+    if (st->sock_bound && lstat(st->path, &sb) == 0 && sb.st_dev == st->sock_dev &&
+        sb.st_ino == st->sock_ino) {
+        unlink(st->path);
+    }
+    st->sock_bound = false;
+}
+
+static void local_close(void *p)
+{
+    struct local *st = p;
+    size_t i;
+
+    if (!st) {
+        return;
+    }
+    close_fd(&st->listenfd);
+    unlink_own_socket(st);
+    close_fd(&st->connfd);
+    close_fd(&st->evt_own);
+    close_fd(&st->evt_peer);
+    close_fd(&st->memfd);
+    close_fd(&st->epfd);
+    /* Whatever the caller did not unshare or unmap itself. */
+    for (i = 0; i < MAX_REGIONS; i++) {
+        if (st->regions[i].addr) {
+            munmap(st->regions[i].addr, st->regions[i].npages * PAGE);
+        }
+    }
+    vchan__hosted_free(st);
+}
+
+static int watch(struct local *st, int fd, uint32_t events, uint32_t tag)
+{
+    struct epoll_event ev = {.events = events, .data.u32 = tag};
+
+    if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        return vchan__errorf(st->v, VCHAN_EIO, "epoll_ctl: %s", strerror(errno));
+    }
+    return 0;
+}
+
+/* ---- server ---- */
+
+static int local_evtchn_alloc_unbound(void *p, uint32_t *port)
+{
+    struct local *st = p;
+    int rc;
+
+    if (!st->server || st->evtchn_ready) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "event channel already allocated");
+    }
+    st->evt_own = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    st->evt_peer = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (st->evt_own < 0 || st->evt_peer < 0) {
+        rc = vchan__errorf(st->v, VCHAN_EIO, "eventfd: %s", strerror(errno));
+        goto out;
+    }
+    if ((rc = watch(st, st->evt_own, EPOLLIN, TAG_EVENT))) {
+        goto out;
+    }
+    st->evtchn_ready = true;
+    *port = LOCAL_EVTCHN;
+out:
+    if (rc) {
+        close_fd(&st->evt_own);
+        close_fd(&st->evt_peer);
+    }
+    return rc;
+}
+
+static int local_share(void *p, size_t npages, uint32_t *refs, int notify_offset, void **addr)
+{
+    struct local *st = p;
+    struct region *r;
+    off_t old = (off_t)st->npages * PAGE;
+    void *m;
+    size_t i;
+
+    if (!st->server || st->sealed) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "cannot share pages after publishing");
+    }
+    if (npages == 0 || npages > MAX_PAGES - st->npages) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "cannot share %zu more pages (have %zu, max %u)",
+                             npages, st->npages, MAX_PAGES);
+    }
+    if (notify_offset >= (int)PAGE) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "notify offset %d outside the page",
+                             notify_offset);
+    }
+    if (!(r = region_slot(st))) {
+        return vchan__errorf(st->v, VCHAN_ENOMEM, "too many shared regions");
+    }
+    /* Growing a memfd gives zeroed pages, as a fresh grant would be. */
+    if (ftruncate(st->memfd, old + (off_t)(npages * PAGE)) < 0) {
+        return vchan__errorf(st->v, errno == ENOSPC || errno == ENOMEM ? VCHAN_ENOMEM : VCHAN_EIO,
+                             "cannot grow shared memory to %zu pages: %s", st->npages + npages,
+                             strerror(errno));
+    }
+    m = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, st->memfd, old);
+    if (m == MAP_FAILED) {
+        int err = errno;
+        /* Not sealed yet, so the size can go back to what the published pages need. */
+        if (ftruncate(st->memfd, old) < 0) {
+            vchan__logf(st->v, VCHAN_LOG_WARN, "ftruncate back: %s", strerror(errno));
+        }
+        return vchan__errorf(st->v, err == ENOMEM ? VCHAN_ENOMEM : VCHAN_EIO,
+                             "cannot map %zu shared pages: %s", npages, strerror(err));
+    }
+    for (i = 0; i < npages; i++) {
+        refs[i] = (uint32_t)(st->npages + i);
+    }
+    if (notify_offset >= 0) {
+        st->own_notify_ref = (uint32_t)st->npages;
+        st->own_notify_off = (uint32_t)notify_offset;
+    }
+    r->addr = m;
+    r->npages = npages;
+    r->first = (uint32_t)st->npages;
+    st->npages += npages;
+    *addr = m;
+    return 0;
+}
+
+static void local_unshare(void *p, void *addr, size_t npages)
+{
+    struct local *st = p;
+
+    if (addr && npages) {
+        region_forget(st, addr, npages);
+        munmap(addr, npages * PAGE);
+    }
+}
+
+/* Bind our socket, replacing a stale one (nobody listening) but never a live one. */
+static int bind_socket(struct local *st, int fd)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat sb;
+    int tries;
+
+    memcpy(sa.sun_path, st->path, strlen(st->path) + 1);
+    for (tries = 0; tries < 3; tries++) {
+        int probe, err;
+
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            if (lstat(st->path, &sb) < 0) {
+                return vchan__errorf(st->v, VCHAN_EIO, "stat %s: %s", st->path, strerror(errno));
+            }
+            st->sock_bound = true;
+            st->sock_dev = sb.st_dev;
+            st->sock_ino = sb.st_ino;
+            /* bind applied the umask: connecting needs write permission, so fix the mode. */
+            if (chmod(st->path, 0600) < 0) {
+                return vchan__errorf(st->v, VCHAN_EIO, "chmod %s: %s", st->path, strerror(errno));
+            }
+            return 0;
+        }
+        if (errno != EADDRINUSE) {
+            return vchan__errorf(st->v, errno == EACCES ? VCHAN_EPERM : VCHAN_EIO,
+                                 "cannot bind %s: %s", st->path, strerror(errno));
+        }
+        if (lstat(st->path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
+            return vchan__errorf(st->v, VCHAN_EADDRINUSE, "%s exists and is not a socket",
+                                 st->path);
+        }
+        /* Is anyone listening there? A live server accepts (then sees us hang up at once). */
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (probe < 0) {
+            return vchan__errorf(st->v, VCHAN_EIO, "socket: %s", strerror(errno));
+        }
+        err = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : errno;
+        close(probe);
+        if (err == 0 || err == EAGAIN) {
+            return vchan__errorf(st->v, VCHAN_EADDRINUSE, "vchan already published at %s",
+                                 st->path);
+        }
+        if (err == ECONNREFUSED) {
+            vchan__logf(st->v, VCHAN_LOG_INFO, "removing stale vchan socket %s", st->path);
+            if (unlink(st->path) < 0 && errno != ENOENT) {
+                return vchan__errorf(st->v, VCHAN_EIO, "cannot remove stale socket %s: %s",
+                                     st->path, strerror(errno));
+            }
+        } else if (err != ENOENT) {
+            return vchan__errorf(st->v, VCHAN_EIO, "cannot probe %s: %s", st->path, strerror(err));
+        }
+    }
+    return vchan__errorf(st->v, VCHAN_EADDRINUSE, "cannot bind %s: it keeps reappearing", st->path);
+}
+
+static int local_publish(void *p, uint32_t ring_ref, uint32_t port)
+{
+    struct local *st = p;
+    int fd = -1, rc;
+
+    if (!st->server || !st->evtchn_ready || port != LOCAL_EVTCHN || st->listenfd >= 0 ||
+        st->sealed) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "publish: bad state or event channel %u", port);
+    }
+    if (ring_ref >= st->npages) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "publish: ring-ref %u not shared", ring_ref);
+    }
+    /* From here on the size is fixed: the client relies on it (no SIGBUS). */
+    if (fcntl(st->memfd, F_ADD_SEALS, SEALS) < 0) {
+        return vchan__errorf(st->v, VCHAN_EIO, "cannot seal shared memory: %s", strerror(errno));
+    }
+    st->sealed = true;
+    st->ring_ref = ring_ref;
+    if ((rc = check_dir(st, true))) {
+        goto out;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        rc = vchan__errorf(st->v, VCHAN_EIO, "socket: %s", strerror(errno));
+        goto out;
+    }
+    if ((rc = bind_socket(st, fd))) {
+        goto out;
+    }
+    if (listen(fd, 4) < 0) {
+        rc = vchan__errorf(st->v, VCHAN_EIO, "listen on %s: %s", st->path, strerror(errno));
+        goto out;
+    }
+    if ((rc = watch(st, fd, EPOLLIN, TAG_LISTEN))) {
+        goto out;
+    }
+    st->listenfd = fd;
+    fd = -1;
+    vchan__logf(st->v, VCHAN_LOG_DEBUG, "vchan published at %s", st->path);
+out:
+    close_fd(&fd);
+    if (rc) {
+        unlink_own_socket(st);
+    }
+    return rc;
+}
+
+/* Read exactly len bytes from a non-blocking socket within timeout_ms. */
+static int recv_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+    uint64_t deadline = deadline_of(timeout_ms);
+    size_t got = 0;
+
+    while (got < len) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        ssize_t n = recv(fd, (uint8_t *)buf + got, len - got, MSG_DONTWAIT);
+
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            errno = ECONNRESET;
+            return -1;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;
+        }
+        if (remaining_ms(deadline) == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (poll(&pfd, 1, remaining_ms(deadline)) < 0 && errno != EINTR) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int send_reply(struct local *st, int fd, uint32_t status)
+{
+    struct msg_reply m = {
+        .magic = MAGIC_REPLY,
+        .version = MSG_VERSION,
+        .status = status,
+    };
+    struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+    union {
+        char buf[CMSG_SPACE(NFDS * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+
+    if (status == 0) {
+        int fds[NFDS] = {
+            [FD_MEM] = st->memfd, [FD_TO_SERVER] = st->evt_own, [FD_TO_CLIENT] = st->evt_peer};
+        struct cmsghdr *c;
+
+        m.ring_ref = st->ring_ref;
+        m.evtchn = LOCAL_EVTCHN;
+        m.npages = (uint32_t)st->npages;
+        m.notify_ref = st->own_notify_ref;
+        m.notify_offset = st->own_notify_ref == NO_NOTIFY ? NO_NOTIFY : st->own_notify_off;
+        memset(&u, 0, sizeof(u));
+        msg.msg_control = u.buf;
+        msg.msg_controllen = sizeof(u.buf);
+        c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(fds));
+        memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    }
+    /* A fresh socket's buffer always takes a few dozen bytes: never blocks. */
+    n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+/*
+ * One pending connection on the listening socket: check who it is, give it
+ * the channel or refuse it. Returns 0 (whatever became of the client) or an
+ * error of our own that will not go away by itself.
+ */
+static int accept_client(struct local *st)
+{
+    struct msg_hello h;
+    struct ucred cred;
+    uint32_t status = 0;
+    int fd, rc = 0;
+    bool watched = false;
+
+    fd = accept4(st->listenfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED || errno == EINTR ||
+            errno == EPROTO) {
+            return 0;
+        }
+        /* EMFILE and the like: the connection stays pending and would spin us. */
+        return vchan__errorf(st->v, errno == ENOMEM || errno == ENOBUFS ? VCHAN_ENOMEM : VCHAN_EIO,
+                             "cannot accept on %s: %s", st->path, strerror(errno));
+    }
+    if (peer_uid(fd, &cred) < 0) {
+        vchan__logf(st->v, VCHAN_LOG_WARN, "vchan %s: no peer credentials: %s", st->path,
+                    strerror(errno));
+        goto out;
+    }
+    if (!uid_allowed(cred.uid)) {
+        vchan__logf(st->v, VCHAN_LOG_WARN, "vchan %s: refused client pid %d of uid %u", st->path,
+                    (int)cred.pid, (unsigned)cred.uid);
+        status = VCHAN_EPERM;
+        goto refuse;
+    }
+    if (recv_full(fd, &h, sizeof(h), HELLO_TIMEOUT_MS) < 0) {
+        /* Closing without a word is what another server's liveness probe does. */
+        vchan__logf(st->v, errno == ECONNRESET ? VCHAN_LOG_DEBUG : VCHAN_LOG_WARN,
+                    "vchan %s: no hello from client pid %d: %s", st->path, (int)cred.pid,
+                    strerror(errno));
+        goto out;
+    }
+    if (h.magic != MAGIC_HELLO || h.version != MSG_VERSION) { /* peer-controlled */
+        vchan__logf(st->v, VCHAN_LOG_WARN, "vchan %s: client pid %d sent a bad hello", st->path,
+                    (int)cred.pid);
+        status = VCHAN_EPROTO;
+        goto refuse;
+    }
+    if (h.client_domid != (uint32_t)st->client_domid ||
+        h.server_domid != (uint32_t)st->server_domid) {
+        vchan__logf(st->v, VCHAN_LOG_WARN,
+                    "vchan %s: client pid %d says it is domain %u for server %u; "
+                    "this channel is for domain %d",
+                    st->path, (int)cred.pid, h.client_domid, h.server_domid, st->client_domid);
+        status = VCHAN_EPERM;
+        goto refuse;
+    }
+    /* Watch it before the client learns it is connected: its hang-up must not be missed. */
+    if ((rc = watch(st, fd, EPOLLIN | EPOLLRDHUP, TAG_CONN))) {
+        goto out;
+    }
+    watched = true;
+    if (send_reply(st, fd, 0) < 0) {
+        vchan__logf(st->v, VCHAN_LOG_WARN, "vchan %s: cannot answer client pid %d: %s", st->path,
+                    (int)cred.pid, strerror(errno));
+        goto out;
+    }
+    /* One client per channel: nobody else may find the socket now. */
+    close_fd(&st->listenfd);
+    unlink_own_socket(st);
+    st->connfd = fd;
+    fd = -1;
+    vchan__logf(st->v, VCHAN_LOG_INFO, "vchan %s: client pid %d (uid %u) connected", st->path,
+                (int)cred.pid, (unsigned)cred.uid);
+    goto out;
+refuse:
+    if (send_reply(st, fd, status) < 0) {
+        vchan__logf(st->v, VCHAN_LOG_DEBUG, "vchan %s: refusal not sent: %s", st->path,
+                    strerror(errno));
+    }
+out:
+    if (fd >= 0 && watched) {
+        epoll_ctl(st->epfd, EPOLL_CTL_DEL, fd, NULL);
+    }
+    close_fd(&fd);
+    return rc;
+}
+
+/* The server learns where the client's live byte is, to clear it if the client dies. */
+static void take_notice(struct local *st)
+{
+    struct msg_notice m;
+    size_t i;
+
+    memcpy(&m, st->inbuf, sizeof(m));
+    /*
+     * peer-controlled: every field. On Xen the byte must be in a page the
+     * client maps writable; the only such page we know of is the control page.
+     */
+    if (m.magic != MAGIC_NOTICE || m.version != MSG_VERSION || m.ref != st->ring_ref ||
+        m.offset >= PAGE) {
+        /* Once: a hostile client must not flood the log. */
+        if (!st->warned_junk) {
+            vchan__logf(st->v, VCHAN_LOG_WARN,
+                        "vchan %s: ignored a malformed notice from the client", st->path);
+            st->warned_junk = true;
+        }
+        return;
+    }
+    st->peer_notify_ref = m.ref;
+    st->peer_notify_off = m.offset;
+    st->peer_live = NULL;
+    for (i = 0; i < MAX_REGIONS; i++) {
+        struct region *r = &st->regions[i];
+        if (r->addr && m.ref >= r->first && m.ref - r->first < r->npages) {
+            st->peer_live = r->addr + (size_t)(m.ref - r->first) * PAGE + m.offset;
+            break;
+        }
+    }
+    clear_peer_live(st);
+}
+
+/* ---- client ---- */
+
+static int send_hello(struct local *st, int fd)
+{
+    struct msg_hello h = {
+        .magic = MAGIC_HELLO,
+        .version = MSG_VERSION,
+        .client_domid = (uint32_t)st->client_domid,
+        .server_domid = (uint32_t)st->server_domid,
+    };
+    ssize_t n = send(fd, &h, sizeof(h), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    return n == (ssize_t)sizeof(h) ? 0 : -1;
+}
+
+/*
+ * Receive the reply and its descriptors. Returns 1 when the server closed
+ * without a word (it took another client or went away: try again), 0 with
+ * the message complete, else an error. Descriptors land in fds[]; *nfds
+ * counts them, whatever the outcome, for the caller to close.
+ */
+static int recv_reply(struct local *st, int fd, struct msg_reply *m, int *fds, size_t *nfds,
+                      uint64_t deadline, int timeout_ms)
+{
+    size_t got = 0;
+
+    while (got < sizeof(*m)) {
+        union {
+            char buf[CMSG_SPACE(NFDS * sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct iovec iov = {.iov_base = (uint8_t *)m + got, .iov_len = sizeof(*m) - got};
+        struct msghdr msg = {
+            .msg_iov = &iov,
+            .msg_iovlen = 1,
+            .msg_control = u.buf,
+            .msg_controllen = sizeof(u.buf),
+        };
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        struct cmsghdr *c;
+        bool bad = false;
+        ssize_t n;
+
+        n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+            if (errno == ECONNRESET && got == 0) {
+                return 1;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                return vchan__errorf(st->v, VCHAN_EIO, "vchan server at %s: %s", st->path,
+                                     strerror(errno));
+            }
+            if (remaining_ms(deadline) == 0) {
+                return vchan__errorf(st->v, VCHAN_ETIMEDOUT,
+                                     "vchan server at %s did not answer within %d ms", st->path,
+                                     timeout_ms);
+            }
+            if (poll(&pfd, 1, poll_ms(deadline)) < 0 && errno != EINTR) {
+                return vchan__errorf(st->v, VCHAN_EIO, "poll: %s", strerror(errno));
+            }
+            continue;
+        }
+        /* Collect every descriptor that came, even the unexpected, so none leaks. */
+        for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+                c->cmsg_len >= CMSG_LEN(0)) {
+                size_t k, cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (k = 0; k < cnt; k++) {
+                    int x;
+                    memcpy(&x, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+                    if (*nfds < NFDS) {
+                        fds[(*nfds)++] = x;
+                    } else {
+                        close(x);
+                        bad = true;
+                    }
+                }
+                /* Descriptors belong with the first byte, and in one message only. */
+                if (got > 0) {
+                    bad = true;
+                }
+            } else {
+                bad = true;
+            }
+        }
+        if (msg.msg_flags & MSG_CTRUNC) {
+            bad = true;
+        }
+        if (bad) {
+            return vchan__errorf(st->v, VCHAN_EPROTO,
+                                 "vchan server at %s sent unexpected control data", st->path);
+        }
+        if (n == 0) {
+            if (got == 0) {
+                return 1;
+            }
+            return vchan__errorf(st->v, VCHAN_EPROTO,
+                                 "vchan server at %s closed in the middle of its answer", st->path);
+        }
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+/* Check what the server gave us: every value and descriptor is peer-controlled. */
+static int check_reply(struct local *st, const struct msg_reply *m, const int *fds, size_t nfds)
+{
+    struct stat sb;
+    int seals, fl;
+    size_t i;
+
+    if (m->magic != MAGIC_REPLY || m->version != MSG_VERSION) {
+        return vchan__errorf(st->v, VCHAN_EPROTO,
+                             "vchan server at %s answered with a bad magic or version", st->path);
+    }
+    if (m->status != 0) {
+        /* peer-controlled: only a known code is looked up */
+        return vchan__errorf(
+            st->v, m->status == VCHAN_EPERM ? VCHAN_EPERM : VCHAN_EPROTO,
+            "vchan server at %s refused us (domain %d): %s", st->path, st->client_domid,
+            m->status < VCHAN_ERRNO_MAX ? vchan_strerror((int)m->status) : "unknown reason");
+    }
+    if (nfds != NFDS) {
+        return vchan__errorf(st->v, VCHAN_EPROTO,
+                             "vchan server at %s sent %zu descriptors, expected %d", st->path, nfds,
+                             NFDS);
+    }
+    if (m->npages == 0 || m->npages > MAX_PAGES || m->ring_ref >= m->npages) {
+        return vchan__errorf(st->v, VCHAN_EPROTO,
+                             "vchan server at %s: ring-ref %u outside its %u pages", st->path,
+                             m->ring_ref, m->npages);
+    }
+    if (m->notify_ref != NO_NOTIFY && (m->notify_ref >= m->npages || m->notify_offset >= PAGE)) {
+        return vchan__errorf(st->v, VCHAN_EPROTO, "vchan server at %s: bad notify byte %u:%u",
+                             st->path, m->notify_ref, m->notify_offset);
+    }
+    /* Sealed against shrinking, or the server could make our accesses fault (SIGBUS). */
+    seals = fcntl(fds[FD_MEM], F_GET_SEALS);
+    if (seals < 0 || (seals & SEALS) != SEALS) {
+        return vchan__errorf(st->v, VCHAN_EPROTO,
+                             "vchan server at %s: shared memory is not a sealed memfd "
+                             "(seals %#x, need %#x)",
+                             st->path, seals < 0 ? 0 : seals, SEALS);
+    }
+    if (fstat(fds[FD_MEM], &sb) < 0 || !S_ISREG(sb.st_mode) ||
+        sb.st_size != (off_t)m->npages * PAGE) {
+        return vchan__errorf(st->v, VCHAN_EPROTO,
+                             "vchan server at %s: shared memory is not %u pages", st->path,
+                             m->npages);
+    }
+    fl = fcntl(fds[FD_MEM], F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) != O_RDWR) {
+        return vchan__errorf(st->v, VCHAN_EPROTO,
+                             "vchan server at %s: shared memory is not writable", st->path);
+    }
+    /* A blocking descriptor would hang our wait; the eventfds are non-blocking on both ends. */
+    for (i = FD_TO_SERVER; i < NFDS; i++) {
+        fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
+            return vchan__errorf(st->v, VCHAN_EPROTO, "vchan server at %s: bad event descriptor",
+                                 st->path);
+        }
+    }
+    return 0;
+}
+
+/* One connected attempt: 0 done, 1 try again, else an error. */
+static int handshake(struct local *st, int fd, uint64_t deadline, int timeout_ms)
+{
+    struct msg_reply m;
+    struct ucred cred;
+    int fds[NFDS];
+    size_t nfds = 0, i;
+    int rc;
+
+    if (peer_uid(fd, &cred) < 0) {
+        return vchan__errorf(st->v, VCHAN_EIO, "no credentials of vchan server at %s: %s", st->path,
+                             strerror(errno));
+    }
+    if (!uid_allowed(cred.uid)) {
+        return vchan__errorf(st->v, VCHAN_EPERM,
+                             "vchan server at %s runs as uid %u, neither ours (%u) nor root",
+                             st->path, (unsigned)cred.uid, (unsigned)geteuid());
+    }
+    /*
+     * A server that refuses our uid answers without waiting for the hello: then
+     * the send fails, but its refusal is already queued for us. Read on.
+     */
+    if (send_hello(st, fd) < 0 && errno != EPIPE && errno != ECONNRESET) {
+        return vchan__errorf(st->v, VCHAN_EIO, "cannot greet vchan server at %s: %s", st->path,
+                             strerror(errno));
+    }
+    memset(&m, 0, sizeof(m));
+    rc = recv_reply(st, fd, &m, fds, &nfds, deadline, timeout_ms);
+    if (rc == 0) {
+        rc = check_reply(st, &m, fds, nfds);
+    }
+    if (rc == 0) {
+        st->memfd = fds[FD_MEM];
+        st->evt_peer = fds[FD_TO_SERVER];
+        st->evt_own = fds[FD_TO_CLIENT];
+        nfds = 0;
+        st->npages = m.npages;
+        st->ring_ref = m.ring_ref;
+        st->peer_notify_ref = m.notify_ref;
+        st->peer_notify_off = m.notify_offset;
+    }
+    for (i = 0; i < nfds; i++) {
+        close(fds[i]);
+    }
+    return rc;
+}
+
+static int local_lookup(void *p, int timeout_ms, uint32_t *ring_ref, uint32_t *port)
+{
+    struct local *st = p;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    /* Timeout 0 is one try, but the answer to that try may take a moment. */
+    uint64_t deadline = deadline_of(timeout_ms);
+    uint64_t answer_by = timeout_ms == 0 ? deadline_of(ONE_TRY_GRACE_MS) : deadline;
+    int fd = -1, rc;
+
+    if (st->server || st->looked_up) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "lookup: bad state");
+    }
+    memcpy(sa.sun_path, st->path, strlen(st->path) + 1);
+    for (;;) {
+        int ms;
+
+        rc = check_dir(st, false);
+        if (rc == 0) {
+            fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            if (fd < 0) {
+                rc = vchan__errorf(st->v, VCHAN_EIO, "socket: %s", strerror(errno));
+                goto out;
+            }
+            /* AF_UNIX connects at once or fails: no EINPROGRESS. */
+            if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+                rc = handshake(st, fd, answer_by, timeout_ms == 0 ? ONE_TRY_GRACE_MS : timeout_ms);
+                if (rc <= 0) {
+                    goto out;
+                }
+            } else if (errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN) {
+                rc = vchan__errorf(st->v, errno == EACCES ? VCHAN_EPERM : VCHAN_EIO,
+                                   "cannot connect to %s: %s", st->path, strerror(errno));
+                goto out;
+            }
+            close_fd(&fd);
+        } else if (rc != -VCHAN_ENOENT) {
+            goto out;
+        }
+        /* Nobody there yet (no directory, no socket, stale socket, or a lost race). */
+        ms = poll_ms(deadline);
+        if (ms == 0) {
+            rc = vchan__errorf(st->v, VCHAN_ETIMEDOUT, "no vchan server at %s after %d ms",
+                               st->path, timeout_ms);
+            goto out;
+        }
+        sleep_ms(ms < 0 || ms > RETRY_MS ? RETRY_MS : ms);
+    }
+out:
+    if (rc == 0) {
+        /* The connection's hang-up is the server's death: watch it from now on. */
+        if ((rc = watch(st, fd, EPOLLIN | EPOLLRDHUP, TAG_CONN)) ||
+            (rc = watch(st, st->evt_own, EPOLLIN, TAG_EVENT))) {
+            close_fd(&st->memfd);
+            close_fd(&st->evt_own);
+            close_fd(&st->evt_peer);
+        } else {
+            st->connfd = fd;
+            fd = -1;
+            st->looked_up = true;
+            *ring_ref = st->ring_ref;
+            *port = LOCAL_EVTCHN;
+        }
+    }
+    close_fd(&fd);
+    return rc;
+}
+
+static int local_evtchn_bind(void *p, uint32_t remote_port)
+{
+    struct local *st = p;
+
+    if (st->server || !st->looked_up || st->evtchn_ready) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "evtchn_bind: bad state");
+    }
+    if (remote_port != LOCAL_EVTCHN) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "no event channel %u at %s", remote_port,
+                             st->path);
+    }
+    st->evtchn_ready = true;
+    return 0;
+}
+
+/* Map one run of consecutive pages at `at`. */
+static int map_run(struct local *st, uint8_t *at, uint32_t first, size_t n, int prot)
+{
+    if (mmap(at, n * PAGE, prot, MAP_SHARED | MAP_FIXED, st->memfd, (off_t)first * PAGE) ==
+        MAP_FAILED) {
+        return vchan__errorf(st->v, errno == ENOMEM ? VCHAN_ENOMEM : VCHAN_EIO,
+                             "cannot map shared pages: %s", strerror(errno));
+    }
+    return 0;
+}
+
+static int local_map(void *p, const uint32_t *refs, size_t npages, bool writable, int notify_offset,
+                     void **addr)
+{
+    struct local *st = p;
+    int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+    struct region *r;
+    uint8_t *base;
+    size_t i, run_at = 0, run_len = 0, notify_idx = SIZE_MAX;
+    uint32_t run_first = 0, first = 0;
+    int rc = 0;
+
+    if (st->server || !st->looked_up) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "map: bad state");
+    }
+    if (npages == 0 || npages > st->npages || notify_offset >= (int)PAGE) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "map: bad page count %zu or offset %d", npages,
+                             notify_offset);
+    }
+    if (!(r = region_slot(st))) {
+        return vchan__errorf(st->v, VCHAN_ENOMEM, "too many mapped regions");
+    }
+    /* One contiguous range, reserved first, then each page placed in it. */
+    base = mmap(NULL, npages * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+        return vchan__errorf(st->v, VCHAN_ENOMEM, "cannot reserve %zu pages: %s", npages,
+                             strerror(errno));
+    }
+    for (i = 0; i < npages; i++) {
+        uint32_t ref = refs[i]; /* peer-controlled (copied from the control page) */
+
+        if (ref >= st->npages) {
+            rc = vchan__errorf(st->v, VCHAN_EPROTO,
+                               "vchan server at %s granted page %u; it shared only %zu", st->path,
+                               ref, st->npages);
+            goto out;
+        }
+        if (i == 0) {
+            first = ref;
+        }
+        if (notify_idx == SIZE_MAX && ref == st->peer_notify_ref) {
+            notify_idx = i;
+        }
+        /* The server's grants are usually consecutive: map them in one go. */
+        if (run_len > 0 && ref == run_first + run_len) {
+            run_len++;
+            continue;
+        }
+        if (run_len > 0 && (rc = map_run(st, base + run_at * PAGE, run_first, run_len, prot))) {
+            goto out;
+        }
+        run_at = i;
+        run_first = ref;
+        run_len = 1;
+    }
+    if ((rc = map_run(st, base + run_at * PAGE, run_first, run_len, prot))) {
+        goto out;
+    }
+    if (notify_offset >= 0) {
+        struct msg_notice m = {
+            .magic = MAGIC_NOTICE,
+            .version = MSG_VERSION,
+            .ref = first,
+            .offset = (uint32_t)notify_offset,
+        };
+        /* If the server is gone already, the hang-up will tell; nothing to clear for it then. */
+        if (send(st->connfd, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(m)) {
+            vchan__logf(st->v, VCHAN_LOG_DEBUG, "vchan %s: notice not sent: %s", st->path,
+                        strerror(errno));
+        }
+    }
+    if (notify_idx != SIZE_MAX && writable) {
+        st->peer_live = base + notify_idx * PAGE + st->peer_notify_off;
+        clear_peer_live(st);
+    }
+    r->addr = base;
+    r->npages = npages;
+    r->first = first;
+    *addr = base;
+out:
+    if (rc) {
+        /* Unmapping the reservation takes every page placed in it along. */
+        munmap(base, npages * PAGE);
+    }
+    return rc;
+}
+
+static void local_unmap(void *p, void *addr, size_t npages)
+{
+    local_unshare(p, addr, npages);
+}
+
+/* ---- events ---- */
+
+static int local_notify(void *p)
+{
+    struct local *st = p;
+    uint64_t one = 1;
+
+    if (st->evt_peer < 0) {
+        return vchan__errorf(st->v, VCHAN_EINVAL, "notify: no event channel");
+    }
+    /* EAGAIN: the counter is full, so the peer has an event pending anyway. */
+    if (write(st->evt_peer, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+        return vchan__errorf(st->v, VCHAN_EIO, "cannot notify vchan peer: %s", strerror(errno));
+    }
+    return 0;
+}
+
+/* Consume our event; true when there was one. */
+static bool drain_event(struct local *st)
+{
+    uint64_t cnt;
+
+    return st->evt_own >= 0 && read(st->evt_own, &cnt, sizeof(cnt)) > 0;
+}
+
+/* The connection is readable or hung up: a notice (server), junk, or the peer's end. */
+static void drain_conn(struct local *st, uint32_t events)
+{
+    int i;
+
+    for (i = 0; i < MAX_READS && !st->hangup; i++) {
+        uint8_t junk[64];
+        uint8_t *buf = st->server ? st->inbuf + st->inlen : junk;
+        size_t len = st->server ? sizeof(st->inbuf) - st->inlen : sizeof(junk);
+        ssize_t n = recv(st->connfd, buf, len, MSG_DONTWAIT);
+
+        if (n == 0) {
+            set_hangup(st, "connection closed");
+        } else if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                break;
+            }
+            set_hangup(st, strerror(errno));
+        } else if (!st->server) {
+            if (!st->warned_junk) {
+                vchan__logf(st->v, VCHAN_LOG_WARN, "vchan %s: ignored unexpected data", st->path);
+                st->warned_junk = true;
+            }
+        } else if ((st->inlen += (size_t)n) == sizeof(st->inbuf)) {
+            take_notice(st);
+            st->inlen = 0;
+        }
+    }
+    /* A shut-down write side also counts: our protocol has no half-close. */
+    if (events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)) {
+        set_hangup(st, "connection hung up");
+    }
+}
+
+static int local_wait(void *p, int timeout_ms, bool *hangup)
+{
+    struct local *st = p;
+    uint64_t deadline = deadline_of(timeout_ms);
+    int rc = 0;
+
+    /* Sticky: a gone peer stays gone, and wait never blocks on it again. */
+    if (st->hangup) {
+        drain_event(st);
+        goto out;
+    }
+    for (;;) {
+        struct epoll_event evs[4];
+        bool happened = false;
+        int n, i;
+
+        n = epoll_wait(st->epfd, evs, 4, poll_ms(deadline));
+        if (n < 0) {
+            if (errno != EINTR) {
+                rc = vchan__errorf(st->v, VCHAN_EIO, "epoll_wait: %s", strerror(errno));
+                goto out;
+            }
+            n = 0;
+        }
+        for (i = 0; i < n; i++) {
+            switch (evs[i].data.u32) {
+            case TAG_LISTEN:
+                /* A rendezvous step: the caller re-checks the live bytes. */
+                if (st->listenfd >= 0 && (rc = accept_client(st))) {
+                    goto out;
+                }
+                happened = true;
+                break;
+            case TAG_EVENT:
+                happened |= drain_event(st);
+                break;
+            case TAG_CONN:
+                if (st->connfd >= 0) {
+                    drain_conn(st, evs[i].events);
+                }
+                break;
+            default:
+                break;
+            }
+        }
+        if (st->hangup) {
+            drain_event(st);
+            goto out;
+        }
+        if (happened) {
+            goto out;
+        }
+        if (poll_ms(deadline) == 0) {
+            rc = timeout_ms == 0 ? -VCHAN_EAGAIN : -VCHAN_ETIMEDOUT;
+            goto out;
+        }
+    }
+out:
+    *hangup = st->hangup;
+    return rc;
+}
+
+static int local_fd(void *p)
+{
+    struct local *st = p;
+
+    return st->epfd;
+}
+
+const struct vchan__platform vchan__platform_local = {
+    .name = "local",
+    .open = local_open,
+    .close = local_close,
+    .evtchn_alloc_unbound = local_evtchn_alloc_unbound,
+    .share = local_share,
+    .unshare = local_unshare,
+    .publish = local_publish,
+    .lookup = local_lookup,
+    .evtchn_bind = local_evtchn_bind,
+    .map = local_map,
+    .unmap = local_unmap,
+    .notify = local_notify,
+    .wait = local_wait,
+    .fd = local_fd,
+    .now_ms = vchan__hosted_now_ms,
+    .alloc = vchan__hosted_alloc,
+    .free = vchan__hosted_free,
+    .log = vchan__hosted_log,
+};
