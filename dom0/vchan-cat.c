@@ -1,0 +1,890 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * vchan-cat: netcat for vchan. stdin goes to the channel, the channel goes
+ * to stdout, bytes unchanged, nothing lost on close.
+ *
+ * vchan has no half-close on the wire, so end of input is a convention
+ * (DESIGN.md, "vchan-cat"): a side whose stdin ended waits until the peer
+ * has consumed everything it wrote, then closes; a side that wrote nothing
+ * reads until the peer closes. A peer that closes while data of ours is
+ * still undelivered is an error.
+ *
+ * The channel is non-blocking and driven by one poll() loop over stdin,
+ * the channel's event fd and a self-pipe for signals. stdin and stdout are
+ * inherited and may be shared, so they stay blocking: stdin is read only
+ * after poll says it is readable, stdout is written with blocking writes
+ * (which is the back-pressure we want when the consumer is slow).
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* pipe2 */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conduit.h"
+#include "vchan.h"
+
+#define EXIT_OK 0
+#define EXIT_IO 1
+#define EXIT_USAGE 2
+
+/* DESIGN.md: "A client waits for its server up to the timeout (default 30 s)". */
+#define CLIENT_WAIT_MS 30000
+/* Buffer for stdin when the write ring is smaller. */
+#define MIN_BUF (64u * 1024u)
+/* Reads from the channel per loop turn before stdin gets its turn again. */
+#define READS_PER_TURN 4
+
+static const char *prog = "vchan-cat";
+
+struct options {
+    const char *uri_text;
+    bool listen, keep, progress;
+    int verbose;
+    int wait_ms; /* -w or timeout=; 0: not given */
+    const char *ca, *cert, *key;
+};
+
+/* How a connection ended. */
+enum outcome {
+    DONE_OK,    /* both directions finished cleanly */
+    DONE_PEER,  /* the connection failed (peer, protocol, timeout): -k goes on */
+    DONE_FATAL, /* a local failure (stdout, stdin, open) or no client came: stop */
+    DONE_USAGE, /* the library refused the configuration (VCHAN_DOMID, ...) */
+    DONE_SIGNAL,
+};
+
+struct conn {
+    const struct options *o;
+    struct vchan *v;
+    size_t rsize, wsize;
+    uint8_t *inbuf, *outbuf;
+    size_t inbuf_size;
+    size_t in_off, in_len; /* stdin data read but not yet written to the channel */
+    bool use_stdin;        /* this connection reads stdin (-k: the first only) */
+    bool stdin_eof;
+    bool wrote; /* at least one byte went into the channel */
+    uint64_t sent, received;
+    uint64_t start_ms, last_progress_ms, last_move_ms;
+    uint64_t drain_ms; /* when all our input was in the ring (0: not yet) */
+    uint64_t progress_bytes;
+};
+
+static volatile sig_atomic_t got_signal;
+static int sig_pipe[2] = {-1, -1};
+
+/* ------------------------------------------------------------ messages */
+
+static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void msg(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/*
+ * The library logs once where an error is found; we print the final error
+ * ourselves, so errors are not repeated here. Warnings (a peer that went
+ * away, a stale socket removed) explain rather than decide: -v shows them.
+ */
+static void log_cb(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void log_cb(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap)
+{
+    const struct options *o = ctx;
+
+    if (level == VCHAN_LOG_ERROR || o->verbose < 1 ||
+        (level == VCHAN_LOG_DEBUG && o->verbose < 2)) {
+        return;
+    }
+    fprintf(stderr, "%s: %s", prog, level == VCHAN_LOG_WARN ? "warning: " : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+static const char *vchan_message(struct vchan *v, int rc)
+{
+    const char *m = v != NULL ? vchan_last_error(v) : "";
+
+    return m[0] != '\0' ? m : vchan_strerror(rc);
+}
+
+static void usage(FILE *f)
+{
+    /* clang-format off */
+    fprintf(f,
+        "Usage: %s [options] URI        connect; stdin -> connection, connection -> stdout\n"
+        "       %s [options] -l URI     listen, serve one connection, exit\n"
+        "\n"
+        "URI: vchan://DOMAIN/PORT[?OPTION=VALUE[&...]]\n"
+        "  DOMAIN  with -l: the client's domain id; without: the server's (0-32751)\n"
+        "  PORT    1-64 characters of [A-Za-z0-9_-]\n"
+        "  options read-size=BYTES, write-size=BYTES  sizes of the rings the server reads and\n"
+        "                                     writes (1-1048576, default 65536; with -l only,\n"
+        "                                     a client gets what its server chose)\n"
+        "          timeout=SECS               as -w\n"
+        "  tcp://, unix://, tls://, sodium+... URIs, domain names and vchan://*/PORT are\n"
+        "  recognised but not supported yet.\n"
+        "\n"
+        "Options:\n"
+        "  -l            listen: be the vchan server\n"
+        "  -k            with -l: when a connection ends, serve the next one (stdin goes to the\n"
+        "                first only)\n"
+        "  -v            verbose: platform, peer, ring sizes, byte counts and the library's\n"
+        "                warnings on stderr (-vv: also its debug messages)\n"
+        "      --progress  a line on stderr about once a second: bytes moved and MB/s\n"
+        "  -w SECS       timeout in seconds (decimals allowed, 0.001-86400) of every wait:\n"
+        "                for the server to appear (default 30), for a client to connect,\n"
+        "                for data to move and for the peer to consume ours (default: none).\n"
+        "                A side with no input that received nothing for SECS closes and\n"
+        "                exits 0 (as netcat -w); every other timeout is an error\n"
+        "      --ca FILE, --cert FILE, --key FILE\n"
+        "                TLS files, for tls:// URIs (not supported yet)\n"
+        "  -h, --help    this help\n"
+        "\n"
+        "End of input: vchan has no half-close. When stdin ends, %s waits until the peer\n"
+        "has consumed everything sent, then closes; a side that sent nothing reads until the\n"
+        "peer closes. So '%s -l URI > file' and '%s URI < file' move the file whole.\n"
+        "Data the peer sends after that close is lost (and the peer exits 1); if neither\n"
+        "side has input, only -w ends the wait.\n"
+        "\n"
+        "Environment: VCHAN_PLATFORM=xen|local (default: xen when /dev/xen/evtchn opens);\n"
+        "  local platform: VCHAN_DIR (rendezvous directory), VCHAN_DOMID (own domain id, 0).\n"
+        "\n"
+        "Exit status: 0 both directions finished cleanly, 1 connection or I/O error,\n"
+        "  2 usage error or bad URI.\n",
+        prog, prog, prog, prog, prog);
+    /* clang-format on */
+}
+
+/* ------------------------------------------------------------ time, signals */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+    ssize_t w;
+
+    got_signal = sig;
+    w = write(sig_pipe[1], &c, 1);
+    (void)w;
+    errno = saved;
+}
+
+/*
+ * Catch SIGINT, SIGTERM and SIGHUP once a channel exists, so that it is
+ * closed (and, on Xen, unpublished from xenstore) before we die. Not
+ * before: a client waiting inside vchan_client_open for its server would
+ * not notice the flag, and has nothing to clean up anyway. No SA_RESTART:
+ * a blocked write to stdout returns and we notice.
+ */
+static int catch_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa;
+
+    if (sig_pipe[0] >= 0) {
+        return 0;
+    }
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        msg("pipe: %s", strerror(errno));
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if (sigaction(sigs[i], &sa, NULL) < 0) {
+            msg("sigaction: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Die of the signal we caught, as if we had not caught it. */
+static void reraise(void)
+{
+    int sig = got_signal;
+
+    signal(sig, SIG_DFL);
+    raise(sig);
+    _exit(128 + sig);
+}
+
+/* ------------------------------------------------------------ stdout */
+
+/* Write all of buf; EAGAIN (a non-blocking stdout we inherited) waits for POLLOUT. */
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            if (got_signal) {
+                return -EINTR;
+            }
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+            if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+                return -errno;
+            }
+            if (got_signal) {
+                return -EINTR;
+            }
+            continue;
+        }
+        return n < 0 ? -errno : -EIO;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ progress */
+
+static void human(char *buf, size_t len, double bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    size_t u = 0;
+
+    while (bytes >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        bytes /= 1024.0;
+        u++;
+    }
+    snprintf(buf, len, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+}
+
+static void show_progress(struct conn *c, uint64_t now)
+{
+    uint64_t total = c->sent + c->received;
+    double secs = (double)(now - c->last_progress_ms) / 1000.0;
+    char s[32], r[32];
+
+    human(s, sizeof(s), (double)c->sent);
+    human(r, sizeof(r), (double)c->received);
+    msg("%s sent, %s received, %.1f MB/s", s, r,
+        secs > 0 ? (double)(total - c->progress_bytes) / secs / 1e6 : 0.0);
+    c->last_progress_ms = now;
+    c->progress_bytes = total;
+}
+
+static void show_totals(struct conn *c)
+{
+    double secs = (double)(now_ms() - c->start_ms) / 1000.0;
+    double total = (double)(c->sent + c->received);
+
+    msg("sent %llu bytes, received %llu bytes in %.3f s (%.1f MB/s)", (unsigned long long)c->sent,
+        (unsigned long long)c->received, secs, secs > 0 ? total / secs / 1e6 : 0.0);
+}
+
+/* ------------------------------------------------------------ the data path */
+
+/* Copy what the channel has to stdout; *eof when the peer closed and all is read. */
+static enum outcome pump_out(struct conn *c, bool *eof, bool *moved)
+{
+    *eof = false;
+    for (int i = 0; i < READS_PER_TURN; i++) {
+        size_t n = 0;
+        int rc = vchan_read(c->v, c->outbuf, c->rsize, &n);
+
+        if (rc == -VCHAN_EAGAIN) {
+            return DONE_OK;
+        }
+        if (rc < 0) {
+            msg("%s: %s", c->o->uri_text, vchan_message(c->v, rc));
+            return DONE_PEER;
+        }
+        if (n == 0) {
+            *eof = true;
+            return DONE_OK;
+        }
+        rc = write_all(STDOUT_FILENO, c->outbuf, n);
+        if (rc == -EINTR) {
+            return DONE_SIGNAL;
+        }
+        if (rc < 0) {
+            msg("stdout: %s", strerror(-rc));
+            return DONE_FATAL;
+        }
+        c->received += n;
+        *moved = true;
+    }
+    return DONE_OK;
+}
+
+/* Bytes we wrote that the peer has not consumed (the ring is ours to count). */
+static size_t unconsumed(struct conn *c)
+{
+    size_t space = 0;
+
+    if (vchan_buffer_space(c->v, &space) < 0) {
+        return 0;
+    }
+    return space < c->wsize ? c->wsize - space : 0;
+}
+
+/*
+ * The peer closed and we have read all it wrote. Clean only if nothing of
+ * ours is left behind: buffered stdin, unconsumed ring data, or (a quick
+ * look) more input waiting on stdin.
+ */
+static enum outcome peer_closed(struct conn *c)
+{
+    uint64_t lost = c->in_len + unconsumed(c);
+    bool more = false;
+
+    if (c->use_stdin && !c->stdin_eof) {
+        struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+
+        if (poll(&p, 1, 0) > 0) {
+            ssize_t n = read(STDIN_FILENO, c->inbuf, c->inbuf_size);
+
+            if (n > 0) {
+                lost += (uint64_t)n;
+                more = true;
+            } else if (n == 0) {
+                c->stdin_eof = true;
+            }
+        }
+    }
+    if (lost > 0) {
+        msg("%s: peer closed with %s%llu bytes not delivered", c->o->uri_text,
+            more ? "at least " : "", (unsigned long long)lost);
+        return DONE_PEER;
+    }
+    return DONE_OK;
+}
+
+/* Our input ended and the peer has consumed it all: read what is left, then we are done. */
+static enum outcome finish_writer(struct conn *c)
+{
+    bool eof = false, moved = false;
+    enum outcome r;
+
+    do {
+        moved = false;
+        r = pump_out(c, &eof, &moved);
+    } while (r == DONE_OK && moved && !eof);
+    return r;
+}
+
+static enum outcome read_stdin(struct conn *c, bool *moved)
+{
+    ssize_t n = read(STDIN_FILENO, c->inbuf, c->inbuf_size);
+
+    if (n > 0) {
+        c->in_off = 0;
+        c->in_len = (size_t)n;
+        *moved = true;
+        return DONE_OK;
+    }
+    if (n == 0) {
+        c->stdin_eof = true;
+        return DONE_OK;
+    }
+    if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
+        return got_signal ? DONE_SIGNAL : DONE_OK;
+    }
+    msg("stdin: %s", strerror(errno));
+    return DONE_FATAL;
+}
+
+static int min_timeout(int a, uint64_t deadline, uint64_t now)
+{
+    int left;
+
+    if (deadline == 0) {
+        return a;
+    }
+    left = deadline <= now ? 0 : (deadline - now > INT32_MAX ? INT32_MAX : (int)(deadline - now));
+    return a < 0 || left < a ? left : a;
+}
+
+static enum outcome run(struct conn *c)
+{
+    const struct options *o = c->o;
+    int vfd = vchan_fd(c->v);
+
+    if (vfd < 0) {
+        msg("%s: %s", o->uri_text, vchan_message(c->v, vfd));
+        return DONE_FATAL;
+    }
+    c->start_ms = c->last_progress_ms = c->last_move_ms = now_ms();
+    if (!c->use_stdin) {
+        c->stdin_eof = true;
+    }
+
+    for (;;) {
+        bool eof = false, moved = false;
+        size_t ready = 0, space = 0;
+        enum outcome r;
+        uint64_t now;
+        int rc;
+
+        if (got_signal) {
+            return DONE_SIGNAL;
+        }
+        /* channel -> stdout */
+        r = pump_out(c, &eof, &moved);
+        if (r != DONE_OK) {
+            return r;
+        }
+        if (eof) {
+            return peer_closed(c);
+        }
+        /* stdin -> channel */
+        if (c->in_len > 0) {
+            size_t n = 0;
+
+            rc = vchan_write(c->v, c->inbuf + c->in_off, c->in_len, &n);
+            c->in_off += n;
+            c->in_len -= n;
+            c->sent += n;
+            if (n > 0) {
+                c->wrote = true;
+                moved = true;
+            }
+            /* EPIPE: the peer closed; the next turn reads what it left and its end-of-file. */
+            if (rc < 0 && rc != -VCHAN_EAGAIN && rc != -VCHAN_EPIPE) {
+                msg("%s: %s", o->uri_text, vchan_message(c->v, rc));
+                return DONE_PEER;
+            }
+        }
+
+        /* Arm the peer's notifications, then decide whether to sleep (notify protocol). */
+        if ((rc = vchan_data_ready(c->v, &ready)) < 0 ||
+            (rc = vchan_buffer_space(c->v, &space)) < 0) {
+            msg("%s: %s", o->uri_text, vchan_message(c->v, rc));
+            return DONE_PEER;
+        }
+        now = now_ms();
+        if (moved) {
+            c->last_move_ms = now;
+        }
+        if (c->stdin_eof && c->in_len == 0 && c->wrote && c->drain_ms == 0) {
+            c->drain_ms = now;
+        }
+        if (o->progress && now - c->last_progress_ms >= 1000) {
+            show_progress(c, now);
+        }
+        if (c->stdin_eof && c->in_len == 0 && c->wrote && space == c->wsize) {
+            return finish_writer(c);
+        }
+        bool busy =
+            ready > 0 || (c->in_len > 0 && space > 0) || vchan_is_open(c->v) == VCHAN_STATE_CLOSED;
+        bool want_stdin = !c->stdin_eof && c->in_len == 0;
+
+        if (busy && !want_stdin) {
+            continue;
+        }
+
+        /*
+         * Sleep until the channel, stdin or a signal has something, or a
+         * deadline. When busy, only look (timeout 0): a peer that keeps the
+         * ring full must not starve our stdin.
+         */
+        struct pollfd pfd[3] = {
+            {.fd = vfd, .events = POLLIN},
+            {.fd = sig_pipe[0], .events = POLLIN},
+            {.fd = STDIN_FILENO, .events = POLLIN},
+        };
+        nfds_t nfds = want_stdin ? 3 : 2;
+        uint64_t deadline = 0;
+        int timeout = -1;
+
+        if (busy) {
+            timeout = 0;
+        } else if (o->wait_ms > 0) {
+            /*
+             * -w bounds every wait: for data to move at all, and once our
+             * input has ended, for the peer to consume what we wrote.
+             */
+            deadline = c->last_move_ms + (uint64_t)o->wait_ms;
+            if (c->drain_ms != 0 && c->drain_ms + (uint64_t)o->wait_ms < deadline) {
+                deadline = c->drain_ms + (uint64_t)o->wait_ms;
+            }
+        }
+        timeout = min_timeout(timeout, deadline, now);
+        if (o->progress) {
+            timeout = min_timeout(timeout, c->last_progress_ms + 1000, now);
+        }
+        rc = poll(pfd, nfds, timeout);
+        if (rc < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            msg("poll: %s", strerror(errno));
+            return DONE_FATAL;
+        }
+        if (rc == 0 && deadline != 0 && now_ms() >= deadline) {
+            if (c->drain_ms != 0) {
+                msg("%s: timed out: the peer did not consume %zu bytes within %.3f s", o->uri_text,
+                    unconsumed(c), o->wait_ms / 1000.0);
+                return DONE_PEER;
+            }
+            if (c->stdin_eof && !c->wrote) {
+                /*
+                 * Our side is complete (no input) and the peer has sent
+                 * nothing for the whole timeout: as netcat's -w, an idle
+                 * connection is closed, not failed. Without this, two
+                 * sides with empty input would wait for each other forever:
+                 * nothing on the wire says that a peer's input has ended.
+                 */
+                if (o->verbose) {
+                    msg("%s: nothing moved for %.3f s: closing", o->uri_text, o->wait_ms / 1000.0);
+                }
+                return DONE_OK;
+            }
+            msg("%s: timed out: nothing moved for %.3f s", o->uri_text, o->wait_ms / 1000.0);
+            return DONE_PEER;
+        }
+        if (pfd[0].revents) {
+            rc = vchan_wait(c->v);
+            if (rc < 0 && rc != -VCHAN_EAGAIN) {
+                msg("%s: %s", o->uri_text, vchan_message(c->v, rc));
+                return DONE_PEER;
+            }
+        }
+        if (nfds > 2 && pfd[2].revents) {
+            bool got = false;
+
+            r = read_stdin(c, &got);
+            if (r != DONE_OK) {
+                return r;
+            }
+            if (got) {
+                c->last_move_ms = now_ms();
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ connections */
+
+/* Server: wait (in our own poll, so signals and -w apply) until the client is there. */
+static enum outcome wait_for_client(const struct options *o, struct vchan *v)
+{
+    uint64_t deadline = o->wait_ms > 0 ? now_ms() + (uint64_t)o->wait_ms : 0;
+    int vfd = vchan_fd(v);
+
+    if (vfd < 0) {
+        msg("%s: %s", o->uri_text, vchan_message(v, vfd));
+        return DONE_FATAL;
+    }
+    for (;;) {
+        struct pollfd pfd[2] = {
+            {.fd = vfd, .events = POLLIN},
+            {.fd = sig_pipe[0], .events = POLLIN},
+        };
+        int rc = vchan_wait_connected(v);
+
+        if (rc == 0) {
+            return DONE_OK;
+        }
+        if (rc != -VCHAN_EAGAIN) {
+            msg("%s: %s", o->uri_text, vchan_message(v, rc));
+            return DONE_PEER;
+        }
+        if (got_signal) {
+            return DONE_SIGNAL;
+        }
+        rc = poll(pfd, 2, min_timeout(-1, deadline, now_ms()));
+        if (rc < 0 && errno != EINTR) {
+            msg("poll: %s", strerror(errno));
+            return DONE_FATAL;
+        }
+        if (rc == 0 && deadline != 0 && now_ms() >= deadline) {
+            msg("%s: timed out: no client connected within %.3f s", o->uri_text,
+                o->wait_ms / 1000.0);
+            return DONE_FATAL;
+        }
+    }
+}
+
+static enum outcome one_connection(const struct options *o, const struct conduit_uri *u,
+                                   bool use_stdin)
+{
+    struct conn c = {.o = o, .use_stdin = use_stdin};
+    char errbuf[256] = "";
+    struct vchan_config cfg = {
+        .domain = u->vchan.domid,
+        .port = u->vchan.port,
+        .nonblocking = true,
+        .log = log_cb,
+        .log_ctx = (void *)o,
+        .errbuf = errbuf,
+        .errbuf_len = sizeof(errbuf),
+    };
+    enum outcome r;
+    int rc;
+
+    if (o->listen) {
+        cfg.read_size = u->vchan.read_size;
+        cfg.write_size = u->vchan.write_size;
+        cfg.timeout_ms = o->wait_ms;
+        rc = vchan_server_open(&c.v, &cfg);
+    } else {
+        cfg.timeout_ms = o->wait_ms > 0 ? o->wait_ms : CLIENT_WAIT_MS;
+        rc = vchan_client_open(&c.v, &cfg);
+    }
+    if (rc < 0) {
+        msg("%s: %s", o->uri_text, errbuf[0] != '\0' ? errbuf : vchan_strerror(rc));
+        /* A malformed VCHAN_DOMID or the like is a usage error. */
+        return rc == -VCHAN_EINVAL ? DONE_USAGE : DONE_FATAL;
+    }
+    if (catch_signals() < 0) {
+        r = DONE_FATAL;
+        goto out;
+    }
+    c.rsize = vchan_read_ring_size(c.v);
+    c.wsize = vchan_write_ring_size(c.v);
+    if (o->verbose) {
+        msg("platform %s; %s domain %d, port %s; rings: read %zu, write %zu bytes",
+            vchan_platform_name(c.v), o->listen ? "serving client" : "connected to server",
+            u->vchan.domid, u->vchan.port, c.rsize, c.wsize);
+    }
+    if (o->listen) {
+        r = wait_for_client(o, c.v);
+        if (r != DONE_OK) {
+            goto out;
+        }
+        if (o->verbose) {
+            msg("client connected");
+        }
+    }
+
+    c.inbuf_size = c.wsize > MIN_BUF ? c.wsize : MIN_BUF;
+    c.inbuf = malloc(c.inbuf_size);
+    c.outbuf = malloc(c.rsize);
+    if (c.inbuf == NULL || c.outbuf == NULL) {
+        msg("out of memory");
+        r = DONE_FATAL;
+        goto out;
+    }
+    r = run(&c);
+    if (o->verbose) {
+        show_totals(&c);
+    }
+out:
+    vchan_close(c.v);
+    free(c.inbuf);
+    free(c.outbuf);
+    return r;
+}
+
+/* ------------------------------------------------------------ main */
+
+/*
+ * If we were started with stdin, stdout or stderr closed, the channel's
+ * own descriptors could take those numbers and our data would go into
+ * them. Fill the gaps: a closed stdin reads as empty, a closed stdout
+ * fails every write (read-only /dev/null) rather than dropping data.
+ */
+static void std_fds(void)
+{
+    static const int modes[3] = {O_RDONLY, O_RDONLY, O_WRONLY};
+
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) < 0) {
+            int n = open("/dev/null", modes[fd]);
+
+            if (n >= 0 && n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+    }
+}
+
+static int unsupported(const struct options *o, const struct conduit_uri *u)
+{
+    if (u->layer != CONDUIT_LAYER_NONE) {
+        msg("%s: layer '%s' is not supported yet", o->uri_text, conduit_layer_name(u->layer));
+        return -1;
+    }
+    if (u->transport != CONDUIT_TRANSPORT_VCHAN) {
+        msg("%s: transport '%s' is not supported yet", o->uri_text,
+            conduit_transport_name(u->transport));
+        return -1;
+    }
+    if (u->vchan.domid == CONDUIT_DOMID_ANY) {
+        msg("%s: listening for any domain ('*') is not supported yet; give the client's "
+            "domain id",
+            o->uri_text);
+        return -1;
+    }
+    if (u->vchan.domid == CONDUIT_DOMID_NAMED) {
+        msg("%s: domain names ('%s') are not supported yet; give the domain id", o->uri_text,
+            u->vchan.domain_name);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_PROGRESS = 256, OPT_CA, OPT_CERT, OPT_KEY };
+    /* clang-format off */
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"ca", required_argument, NULL, OPT_CA},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
+        {NULL, 0, NULL, 0},
+    };
+    /* clang-format on */
+    struct options o = {0};
+    struct conduit_uri *u = NULL;
+    char err[512];
+    bool first = true; /* stdin serves the first connection only */
+    int ch, rc, status = EXIT_OK;
+
+    signal(SIGPIPE, SIG_IGN);
+    std_fds();
+    while ((ch = getopt_long(argc, argv, "hklvw:", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'h':
+            usage(stdout);
+            return fflush(stdout) == 0 && !ferror(stdout) ? EXIT_OK : EXIT_IO;
+        case 'k':
+            o.keep = true;
+            break;
+        case 'l':
+            o.listen = true;
+            break;
+        case 'v':
+            o.verbose++;
+            break;
+        case 'w':
+            if (conduit_timeout_parse(optarg, &o.wait_ms, err, sizeof(err)) < 0) {
+                msg("-w: %s", err);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_PROGRESS:
+            o.progress = true;
+            break;
+        case OPT_CA:
+            o.ca = optarg;
+            break;
+        case OPT_CERT:
+            o.cert = optarg;
+            break;
+        case OPT_KEY:
+            o.key = optarg;
+            break;
+        default:
+            fprintf(stderr, "Try '%s --help'.\n", prog);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind == argc) {
+        msg("no URI given");
+        fprintf(stderr, "Usage: %s [options] [-l] URI   (%s --help)\n", prog, prog);
+        return EXIT_USAGE;
+    }
+    if (argc - optind > 1) {
+        msg("one URI expected, got %d (first extra: '%s')", argc - optind, argv[optind + 1]);
+        return EXIT_USAGE;
+    }
+    o.uri_text = argv[optind];
+    if (o.keep && !o.listen) {
+        msg("-k needs -l");
+        return EXIT_USAGE;
+    }
+
+    rc = conduit_uri_parse(o.uri_text, o.listen ? CONDUIT_URI_LISTEN : 0, &u, err, sizeof(err));
+    if (rc < 0) {
+        msg("%s: %s", o.uri_text, err);
+        return rc == -CONDUIT_ENOMEM ? EXIT_IO : EXIT_USAGE;
+    }
+    if ((o.ca != NULL || o.cert != NULL || o.key != NULL) && u->layer != CONDUIT_LAYER_TLS) {
+        msg("%s: --%s needs a tls URI", o.uri_text,
+            o.ca != NULL     ? "ca"
+            : o.cert != NULL ? "cert"
+                             : "key");
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (unsupported(&o, u) < 0) {
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (u->options & CONDUIT_URI_OPT_TIMEOUT) {
+        if (o.wait_ms > 0) {
+            msg("%s: timeout given twice, by -w and by timeout=", o.uri_text);
+            status = EXIT_USAGE;
+            goto out;
+        }
+        o.wait_ms = u->timeout_ms;
+    }
+    if (!o.listen && (u->options & (CONDUIT_URI_OPT_READ_SIZE | CONDUIT_URI_OPT_WRITE_SIZE))) {
+        msg("warning: %s: read-size and write-size are chosen by the server; ignored", o.uri_text);
+    }
+
+    for (;;) {
+        enum outcome r = one_connection(&o, u, first);
+
+        first = false;
+        if (r == DONE_SIGNAL) {
+            conduit_uri_free(u);
+            reraise();
+        }
+        if (r == DONE_USAGE) {
+            status = EXIT_USAGE;
+            break;
+        }
+        if (r == DONE_FATAL) {
+            status = EXIT_IO;
+            break;
+        }
+        status = r == DONE_OK ? EXIT_OK : EXIT_IO;
+        if (!o.keep) {
+            break;
+        }
+    }
+out:
+    conduit_uri_free(u);
+    if (fflush(stdout) != 0) {
+        status = EXIT_IO;
+    }
+    return status;
+}
