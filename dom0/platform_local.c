@@ -1376,6 +1376,7 @@ const struct vchan__platform vchan__platform_local = {
     .wait = local_wait,
     .fd = local_fd,
     .now_ms = vchan__hosted_now_ms,
+    .now_ns = vchan__hosted_now_ns,
     .alloc = vchan__hosted_alloc,
     .free = vchan__hosted_free,
     .log = vchan__hosted_log,

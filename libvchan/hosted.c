@@ -26,6 +26,14 @@ uint64_t vchan__hosted_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t vchan__hosted_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void *vchan__hosted_alloc(size_t size)
 {
     return calloc(1, size);
@@ -133,6 +141,33 @@ static int pick_platform(const struct vchan_config *cfg, const struct vchan__pla
     return 0;
 }
 
+/*
+ * VCHAN_SPIN_US: the longest spin before a blocking call sleeps, in
+ * microseconds (0: sleep at once; default: the ring's own, 50). For
+ * measuring (tests/bench) and for hosts where a spinning CPU is dearer than
+ * a wake-up. Malformed or out-of-range values are ignored.
+ */
+static void apply_spin_env(struct vchan *v)
+{
+    const char *s = getenv("VCHAN_SPIN_US");
+    unsigned long us = 0;
+    size_t i;
+
+    if (!v || !s || !*s || v->spin_max_ns == 0) {
+        return; /* unset, or a platform without a fine clock: no spin either way */
+    }
+    for (i = 0; s[i]; i++) {
+        if (s[i] < '0' || s[i] > '9' || i >= 6) {
+            return;
+        }
+        us = us * 10 + (unsigned long)(s[i] - '0');
+    }
+    if (us > 100000) {
+        return;
+    }
+    v->spin_max_ns = v->spin_ns = (uint32_t)(us * 1000u);
+}
+
 int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
 {
     const struct vchan__platform *plat;
@@ -145,7 +180,10 @@ int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
     if ((rc = pick_platform(cfg, &plat))) {
         return rc;
     }
-    return vchan__server_open(out, plat, cfg);
+    if ((rc = vchan__server_open(out, plat, cfg)) == 0) {
+        apply_spin_env(*out);
+    }
+    return rc;
 }
 
 int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
@@ -160,5 +198,8 @@ int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
     if ((rc = pick_platform(cfg, &plat))) {
         return rc;
     }
-    return vchan__client_open(out, plat, cfg);
+    if ((rc = vchan__client_open(out, plat, cfg)) == 0) {
+        apply_spin_env(*out);
+    }
+    return rc;
 }

@@ -22,6 +22,7 @@ void vchan__logf(struct vchan *v, enum vchan_log_level level, const char *fmt, .
 
 /* Hosted implementations of the platform's now_ms, alloc, free and log. */
 uint64_t vchan__hosted_now_ms(void);
+uint64_t vchan__hosted_now_ns(void);
 void *vchan__hosted_alloc(size_t size);
 void vchan__hosted_free(void *ptr);
 void vchan__hosted_log(struct vchan *v, enum vchan_log_level level, const char *msg);

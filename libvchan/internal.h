@@ -76,6 +76,13 @@ struct vchan__platform {
 
     /* Monotonic milliseconds, for timeouts. */
     uint64_t (*now_ms)(void);
+    /*
+     * Optional: monotonic nanoseconds, cheap enough to read every few
+     * iterations of a spin (a vDSO clock). With it, a blocking call spins
+     * briefly before it asks the peer for an event and sleeps (ring.c);
+     * without it (NULL), it sleeps at once.
+     */
+    uint64_t (*now_ns)(void);
     /* Memory for handles and private copies. */
     void *(*alloc)(size_t size);
     void (*free)(void *ptr);
@@ -90,6 +97,13 @@ struct vchan__ring {
     uint32_t *shr_cons; /* shared consumer index */
     uint32_t *shr_prod; /* shared producer index */
     uint32_t own;       /* our index: cons of the read ring, prod of the write ring */
+    /*
+     * Bytes the peer's index last showed us ready (read ring) or free
+     * (write ring), less what we have used since: checked when read, so
+     * never more than size. Only when it runs short is the peer's index
+     * read again (ring.c).
+     */
+    uint32_t known;
     size_t npages;      /* granted pages, 0 for an in-page ring */
 };
 
@@ -106,6 +120,13 @@ struct vchan {
     bool broken;               /* the peer misbehaved: -VCHAN_EPROTO from now on */
     bool peer_gone;            /* the platform saw the peer vanish */
     int timeout_ms;            /* 0: none */
+    /*
+     * Bounded spin before sleeping (ring.c): at most spin_max_ns (0: never
+     * spin), currently spin_ns, which adapts to how long the peer takes;
+     * gave_up_at: when the last spin that ran out started (0: none since).
+     */
+    uint32_t spin_max_ns, spin_ns;
+    uint64_t gave_up_at;
     vchan_log_fn *log;
     void *log_ctx;
     const char *errmsg;        /* last error, points at errbuf or a constant */

@@ -7,11 +7,47 @@
  * The peer can rewrite any shared field at any moment. Each is read once
  * into a local (marked peer-controlled), checked, then used. Our own indices
  * are kept privately and only ever written to the shared page.
+ *
+ * Speed. Xen's layout puts all four indices, both live bytes and both notify
+ * bytes in one cache line, so every store either side makes takes that line
+ * away from the other. The hot path therefore touches it as little as the
+ * protocol allows:
+ *  - the peer's index is cached as a count (vchan__ring.known) and read
+ *    again only when the count is short of what the call needs;
+ *  - a read served from that count needs neither the peer's index nor its
+ *    live byte (data is delivered before end-of-file anyway);
+ *  - a notify byte is loaded before any read-modify-write: the locked
+ *    operation happens only when the bit is there to set or clear;
+ *  - a long copy publishes its index in steps, so the peer works in
+ *    parallel instead of waiting for the whole copy;
+ *  - a blocking call spins briefly (bounded, adaptive) on the peer's index
+ *    before it asks for an event and sleeps: while the peer is active no
+ *    event, no system call and no wake-up is needed on either side.
  */
 #include <string.h>
 
 #include "barrier.h"
 #include "internal.h"
+
+/*
+ * Longest spin before sleeping. Waking a sleeping process costs tens of
+ * microseconds on the VMs we measure (docs/performance.md): a peer that
+ * answers within this is caught without a sleep on either side, and a peer
+ * that was itself woken a moment ago is still caught, so two busy sides do
+ * not fall into taking turns at sleeping.
+ *
+ * Adaptive: a spin that pays off restores the whole budget; a spin that
+ * ran out and was followed by a long sleep (more than SPIN_LONG_WAITS
+ * budgets: the peer was idle, not slow) halves it, down to a sixteenth.
+ * A short sleep after a spin that ran out leaves it as it is: the peer is
+ * busy or waking, and the next spin may well catch it. So a channel with
+ * sparse traffic spins a few microseconds per message, a busy one up to the
+ * whole budget, and an idle one spins once and sleeps.
+ */
+#define SPIN_MAX_NS 50000u
+#define SPIN_LONG_WAITS 4u
+/* How often a long copy publishes its index (at most half the ring). */
+#define PUBLISH_STEP 16384u
 
 void vchan__ring_attach(struct vchan *v, bool server)
 {
@@ -34,23 +70,31 @@ void vchan__ring_attach(struct vchan *v, bool server)
      */
     v->rd.own = vchan__load_once(v->rd.shr_cons);
     v->wr.own = vchan__load_once(v->wr.shr_prod);
+    /* Nothing known ready or free yet: the first call reads the peer's index. */
+    v->rd.known = 0;
+    v->wr.known = 0;
+    v->spin_max_ns = v->plat->now_ns ? SPIN_MAX_NS : 0;
+    v->spin_ns = v->spin_max_ns;
+    v->gave_up_at = 0;
 }
 
-/* Bytes the peer has produced and we have not consumed. */
+/* Bytes the peer has produced and we have not consumed; refreshes rd.known. */
 static int ready(struct vchan *v, uint32_t *n)
 {
     uint32_t prod = vchan__load_acquire(v->rd.shr_prod); /* peer-controlled */
     uint32_t avail = prod - v->rd.own;
 
     *n = 0; /* defined on every path (gcc -O2 -Wmaybe-uninitialized) */
+    v->rd.known = 0;
     if (avail > v->rd.size) {
         return vchan__broken(v, "peer moved its producer index outside the ring");
     }
+    v->rd.known = avail;
     *n = avail;
     return 0;
 }
 
-/* Bytes free in the ring we write. */
+/* Bytes free in the ring we write; refreshes wr.known. */
 static int space(struct vchan *v, uint32_t *n)
 {
     /* Acquire: the peer has finished copying out what it consumed. */
@@ -58,28 +102,56 @@ static int space(struct vchan *v, uint32_t *n)
     uint32_t used = v->wr.own - cons;
 
     *n = 0; /* defined on every path (gcc -O2 -Wmaybe-uninitialized) */
+    v->wr.known = 0;
     if (used > v->wr.size) {
         return vchan__broken(v, "peer moved its consumer index outside the ring");
     }
-    *n = v->wr.size - used;
+    v->wr.known = v->wr.size - used;
+    *n = v->wr.known;
     return 0;
 }
 
-/* Ask the peer to signal us on its next action of kind `bit`. */
+/*
+ * Ask the peer to signal us on its next action of kind `bit`.
+ *
+ * The bit is loaded first and the atomic OR skipped when it is already set
+ * (we set it on an earlier wait that ended without the peer acting). That
+ * is safe: the fence below still follows our earlier OR, so the pairing
+ * with signal_peer holds as if we had set it now, and if the peer has
+ * cleared it meanwhile, that clear saw the bit set and sent us an event:
+ * the wait ends at once and the next request sets the bit afresh.
+ */
 static void request_notify(struct vchan *v, uint8_t bit)
 {
-    vchan__fetch_or(v->peer_notify, bit);
+    if (!(vchan__load_once(v->peer_notify) & bit)) { /* peer-controlled: a hint, see above */
+        vchan__fetch_or(v->peer_notify, bit);
+    }
     /* The request is visible /before/ we re-read the indices (pairs with signal_peer). */
     vchan__mb();
 }
 
-/* Tell the peer about our action `bit`, if it asked. */
+/*
+ * Tell the peer about our action `bit`, if it asked.
+ *
+ * The byte is loaded after the fence and cleared with an atomic AND only
+ * when the load shows the bit. A plain load is enough to decide "nobody
+ * asked": the fence orders our index store before it, and the waiter
+ * orders its OR before its re-read of our index (request_notify). So if our
+ * load misses the waiter's bit, its re-read sees our index and it does not
+ * sleep; if it shows the bit, the AND clears it and tells us whether it was
+ * still set (a hostile peer may have cleared it; then nobody is told). This
+ * saves a locked read-modify-write of the shared line on every call while
+ * the peer is not sleeping.
+ */
 static int signal_peer(struct vchan *v, uint8_t bit)
 {
     uint8_t prev;
 
     /* Our index update is visible /before/ we read the peer's request. */
     vchan__mb();
+    if (!(vchan__load_once(v->own_notify) & bit)) { /* peer-controlled: only decides the AND */
+        return 0;
+    }
     prev = vchan__fetch_and(v->own_notify, (uint8_t)~bit); /* peer-controlled */
     if (!(prev & bit)) {
         return 0;
@@ -120,50 +192,126 @@ static int peer_state(struct vchan *v, enum vchan_state *st)
     return vchan__broken(v, "peer wrote an invalid live byte");
 }
 
+/* How much one copy moves before it publishes its index (see PUBLISH_STEP). */
+static uint32_t publish_step(uint32_t size)
+{
+    return size >= 2 * PUBLISH_STEP ? PUBLISH_STEP : size / 2;
+}
+
 static void copy_out(struct vchan *v, void *dst, uint32_t n)
 {
-    uint32_t off = v->rd.own & (v->rd.size - 1);
-    uint32_t first = v->rd.size - off < n ? v->rd.size - off : n;
+    uint32_t step = publish_step(v->rd.size);
+    uint8_t *d = dst;
 
-    memcpy(dst, v->rd.buf + off, first);
-    memcpy((uint8_t *)dst + first, v->rd.buf, n - first);
-    v->rd.own += n;
-    /* The copy is finished /before/ the peer sees the space free (its acquire in space()). */
-    vchan__store_release(v->rd.shr_cons, v->rd.own);
+    while (n > 0) {
+        uint32_t k = n < step ? n : step;
+        uint32_t off = v->rd.own & (v->rd.size - 1);
+        uint32_t first = v->rd.size - off < k ? v->rd.size - off : k;
+
+        memcpy(d, v->rd.buf + off, first);
+        memcpy(d + first, v->rd.buf, k - first);
+        v->rd.own += k;
+        v->rd.known -= k;
+        d += k;
+        n -= k;
+        /* The copy is finished /before/ the peer sees the space free (its acquire in space()). */
+        vchan__store_release(v->rd.shr_cons, v->rd.own);
+    }
 }
 
 static void copy_in(struct vchan *v, const void *src, uint32_t n)
 {
-    uint32_t off = v->wr.own & (v->wr.size - 1);
-    uint32_t first = v->wr.size - off < n ? v->wr.size - off : n;
+    uint32_t step = publish_step(v->wr.size);
+    const uint8_t *s = src;
 
-    memcpy(v->wr.buf + off, src, first);
-    memcpy(v->wr.buf, (const uint8_t *)src + first, n - first);
-    v->wr.own += n;
-    /* The data is written /before/ the peer sees the new producer index (its acquire in ready()). */
-    vchan__store_release(v->wr.shr_prod, v->wr.own);
+    while (n > 0) {
+        uint32_t k = n < step ? n : step;
+        uint32_t off = v->wr.own & (v->wr.size - 1);
+        uint32_t first = v->wr.size - off < k ? v->wr.size - off : k;
+
+        memcpy(v->wr.buf + off, s, first);
+        memcpy(v->wr.buf, s + first, k - first);
+        v->wr.own += k;
+        v->wr.known -= k;
+        s += k;
+        n -= k;
+        /* The data is written /before/ the peer sees the new producer index (its ready()). */
+        vchan__store_release(v->wr.shr_prod, v->wr.own);
+    }
 }
 
+/*
+ * Spin until the peer's index at `idx` is no longer `seen` or its live byte
+ * leaves OPEN, for at most the current budget. true: something changed and
+ * the caller looks again (reading and checking the fields properly); false:
+ * the budget ran out and the caller asks for an event and sleeps. The
+ * values read here are peer-controlled but only compared, never used.
+ * Nothing is written to the shared page while spinning.
+ */
+static bool spin(struct vchan *v, const uint32_t *idx, uint32_t seen)
+{
+    uint64_t start;
+
+    if (v->spin_ns == 0) {
+        return false;
+    }
+    start = v->plat->now_ns();
+    v->gave_up_at = 0;
+    for (unsigned i = 1;; i++) {
+        if (vchan__load_once(idx) != seen || vchan__load_once(v->peer_live) != VCHAN__LIVE_OPEN) {
+            v->spin_ns = v->spin_max_ns;
+            return true;
+        }
+        vchan__cpu_relax();
+        /* The clock is a vDSO call: read it only every few rounds. */
+        if (i % 8 == 0 && v->plat->now_ns() - start >= v->spin_ns) {
+            v->gave_up_at = start;
+            return false;
+        }
+    }
+}
+
+/* After the sleep that followed a spin that ran out: was the peer idle? */
+static void spin_adapt(struct vchan *v)
+{
+    uint32_t floor = v->spin_max_ns / 16;
+
+    if (v->gave_up_at &&
+        v->plat->now_ns() - v->gave_up_at > (uint64_t)SPIN_LONG_WAITS * v->spin_max_ns) {
+        v->spin_ns = v->spin_ns / 2 > floor ? v->spin_ns / 2 : floor;
+    }
+    v->gave_up_at = 0;
+}
+
+/* The deadline of this call, fixed the first time it has to wait (0: none). */
 static uint64_t deadline_of(const struct vchan *v)
 {
     return v->timeout_ms > 0 ? v->plat->now_ms() + (uint64_t)v->timeout_ms : 0;
 }
 
-/* Sleep until the platform reports an event or the deadline (0: none) passes. */
-static int block(struct vchan *v, uint64_t deadline)
+/*
+ * Sleep until the platform reports an event or the deadline passes. The
+ * deadline is taken on the first sleep of a call (*deadline == 0), so a call
+ * that never sleeps never reads the clock.
+ */
+static int block(struct vchan *v, uint64_t *deadline)
 {
     int ms = -1;
     bool hangup = false;
     int rc;
 
-    if (deadline) {
+    if (!*deadline) {
+        *deadline = deadline_of(v);
+    }
+    if (*deadline) {
         uint64_t now = v->plat->now_ms();
-        if (now >= deadline) {
+        if (now >= *deadline) {
             return vchan__fail(v, VCHAN_ETIMEDOUT, "timed out waiting for the peer");
         }
-        ms = deadline - now > 0x7fffffff ? 0x7fffffff : (int)(deadline - now);
+        ms = *deadline - now > 0x7fffffff ? 0x7fffffff : (int)(*deadline - now);
     }
     rc = v->plat->wait(v->p, ms, &hangup);
+    spin_adapt(v);
     if (hangup) {
         v->peer_gone = true;
     }
@@ -180,7 +328,7 @@ static uint32_t min_u32(uint32_t a, size_t b)
 
 int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
 {
-    uint64_t deadline;
+    uint64_t deadline = 0;
 
     if (!v || !nread || (!buf && len)) {
         return -VCHAN_EINVAL;
@@ -192,50 +340,56 @@ int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
     if (len == 0) {
         return 0;
     }
-    deadline = deadline_of(v);
     for (;;) {
         enum vchan_state st = VCHAN_STATE_CLOSED;
         uint32_t n = 0;
         int rc;
 
-        /* Liveness first: data written before a close is then seen below. */
-        if ((rc = peer_state(v, &st)) || (rc = ready(v, &n))) {
-            return rc;
-        }
-        if (n == 0) {
-            request_notify(v, VCHAN__NOTIFY_WRITE);
-            if ((rc = ready(v, &n))) {
+        /* Fewer bytes known than asked for: look at the peer's index again. */
+        if (v->rd.known < len) {
+            /* Liveness first: data written before a close is then seen below. */
+            if ((rc = peer_state(v, &st)) || (rc = ready(v, &n))) {
                 return rc;
             }
+            if (n == 0 && st == VCHAN_STATE_OPEN && !v->nonblocking &&
+                spin(v, v->rd.shr_prod, v->rd.own)) {
+                continue;
+            }
+            if (n == 0) {
+                request_notify(v, VCHAN__NOTIFY_WRITE);
+                if ((rc = ready(v, &n))) {
+                    return rc;
+                }
+            }
+            if (n == 0) {
+                if (st == VCHAN_STATE_CLOSED) {
+                    return 0; /* end-of-file */
+                }
+                if (v->nonblocking) {
+                    return -VCHAN_EAGAIN;
+                }
+                if ((rc = block(v, &deadline))) {
+                    return rc;
+                }
+                continue;
+            }
         }
-        if (n > 0) {
-            n = min_u32(n, len);
-            copy_out(v, buf, n);
-            *nread = n;
-            return signal_peer(v, VCHAN__NOTIFY_READ);
-        }
-        if (st == VCHAN_STATE_CLOSED) {
-            return 0; /* end-of-file */
-        }
-        if (v->nonblocking) {
-            return -VCHAN_EAGAIN;
-        }
-        if ((rc = block(v, deadline))) {
-            return rc;
-        }
+        n = min_u32(v->rd.known, len);
+        copy_out(v, buf, n);
+        *nread = n;
+        return signal_peer(v, VCHAN__NOTIFY_READ);
     }
 }
 
 int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
 {
-    uint64_t deadline;
+    uint64_t deadline = 0;
     size_t done = 0;
 
     if (!v || !nwritten || (!buf && len)) {
         return -VCHAN_EINVAL;
     }
     *nwritten = 0;
-    deadline = deadline_of(v);
     for (;;) {
         enum vchan_state st = VCHAN_STATE_CLOSED;
         uint32_t n = 0;
@@ -250,10 +404,25 @@ int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
         if (done == len) {
             return 0;
         }
-        if ((rc = space(v, &n))) {
+        /* Less space known than this call could use: look at the peer's index again. */
+        if (v->wr.known < min_u32(v->wr.size, len - done) && (rc = space(v, &n))) {
             return rc;
         }
-        if (n < len - done) {
+        n = v->wr.known;
+        /*
+         * Non-blocking: ask for READ whenever not all fits, so that a poll on
+         * the fd hears of new space (as libxenvchan does). Blocking: only
+         * when nothing fits and a spin did not bring space.
+         */
+        if (n < len - done && v->nonblocking) {
+            request_notify(v, VCHAN__NOTIFY_READ);
+            if ((rc = space(v, &n))) {
+                return rc;
+            }
+        } else if (n == 0) {
+            if (st == VCHAN_STATE_OPEN && spin(v, v->wr.shr_cons, v->wr.own - v->wr.size)) {
+                continue;
+            }
             request_notify(v, VCHAN__NOTIFY_READ);
             if ((rc = space(v, &n))) {
                 return rc;
@@ -275,7 +444,7 @@ int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
         if (v->nonblocking) {
             return -VCHAN_EAGAIN;
         }
-        if ((rc = block(v, deadline))) {
+        if ((rc = block(v, &deadline))) {
             return rc;
         }
     }
@@ -283,7 +452,7 @@ int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
 
 int vchan_send(struct vchan *v, const void *buf, size_t len)
 {
-    uint64_t deadline;
+    uint64_t deadline = 0;
 
     if (!v || (!buf && len)) {
         return -VCHAN_EINVAL;
@@ -291,7 +460,6 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
     if (len > v->wr.size) {
         return vchan__fail(v, VCHAN_EMSGSIZE, "packet larger than the write ring");
     }
-    deadline = deadline_of(v);
     for (;;) {
         enum vchan_state st = VCHAN_STATE_CLOSED;
         uint32_t n = 0;
@@ -303,10 +471,15 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
         if (st == VCHAN_STATE_CLOSED) {
             return vchan__fail(v, VCHAN_EPIPE, "peer closed the channel");
         }
-        if ((rc = space(v, &n))) {
+        if (v->wr.known < len && (rc = space(v, &n))) {
             return rc;
         }
+        n = v->wr.known;
         if (n < len) {
+            if (st == VCHAN_STATE_OPEN && !v->nonblocking &&
+                spin(v, v->wr.shr_cons, v->wr.own - v->wr.size + n)) {
+                continue;
+            }
             request_notify(v, VCHAN__NOTIFY_READ);
             if ((rc = space(v, &n))) {
                 return rc;
@@ -322,7 +495,7 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
         if (v->nonblocking) {
             return -VCHAN_EAGAIN;
         }
-        if ((rc = block(v, deadline))) {
+        if ((rc = block(v, &deadline))) {
             return rc;
         }
     }
@@ -330,7 +503,7 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
 
 int vchan_recv(struct vchan *v, void *buf, size_t len)
 {
-    uint64_t deadline;
+    uint64_t deadline = 0;
 
     if (!v || (!buf && len)) {
         return -VCHAN_EINVAL;
@@ -344,34 +517,41 @@ int vchan_recv(struct vchan *v, void *buf, size_t len)
     if (len == 0) {
         return 0;
     }
-    deadline = deadline_of(v);
     for (;;) {
         enum vchan_state st = VCHAN_STATE_CLOSED;
         uint32_t n = 0;
         int rc;
 
-        if ((rc = peer_state(v, &st)) || (rc = ready(v, &n))) {
-            return rc;
-        }
-        if (n < len) {
-            request_notify(v, VCHAN__NOTIFY_WRITE);
-            if ((rc = ready(v, &n))) {
+        if (v->rd.known < len) {
+            if ((rc = peer_state(v, &st)) || (rc = ready(v, &n))) {
                 return rc;
             }
+            if (n < len && st == VCHAN_STATE_OPEN && !v->nonblocking &&
+                spin(v, v->rd.shr_prod, v->rd.own + n)) {
+                continue;
+            }
+            if (n < len) {
+                request_notify(v, VCHAN__NOTIFY_WRITE);
+                if ((rc = ready(v, &n))) {
+                    return rc;
+                }
+            }
+            if (n < len) {
+                if (st == VCHAN_STATE_CLOSED) {
+                    return vchan__fail(v, VCHAN_EPIPE,
+                                       "peer closed before the whole packet arrived");
+                }
+                if (v->nonblocking) {
+                    return -VCHAN_EAGAIN;
+                }
+                if ((rc = block(v, &deadline))) {
+                    return rc;
+                }
+                continue;
+            }
         }
-        if (n >= len) {
-            copy_out(v, buf, (uint32_t)len);
-            return signal_peer(v, VCHAN__NOTIFY_READ);
-        }
-        if (st == VCHAN_STATE_CLOSED) {
-            return vchan__fail(v, VCHAN_EPIPE, "peer closed before the whole packet arrived");
-        }
-        if (v->nonblocking) {
-            return -VCHAN_EAGAIN;
-        }
-        if ((rc = block(v, deadline))) {
-            return rc;
-        }
+        copy_out(v, buf, (uint32_t)len);
+        return signal_peer(v, VCHAN__NOTIFY_READ);
     }
 }
 
@@ -435,7 +615,8 @@ int vchan_wait(struct vchan *v)
         return -VCHAN_EINVAL;
     }
     if (!v->nonblocking) {
-        return block(v, deadline_of(v));
+        uint64_t deadline = 0;
+        return block(v, &deadline);
     }
     rc = v->plat->wait(v->p, 0, &hangup);
     if (hangup) {
@@ -446,12 +627,11 @@ int vchan_wait(struct vchan *v)
 
 int vchan_wait_connected(struct vchan *v)
 {
-    uint64_t deadline;
+    uint64_t deadline = 0;
 
     if (!v) {
         return -VCHAN_EINVAL;
     }
-    deadline = deadline_of(v);
     for (;;) {
         enum vchan_state st = VCHAN_STATE_CLOSED;
         int rc;
@@ -473,7 +653,7 @@ int vchan_wait_connected(struct vchan *v)
             }
             return st == VCHAN_STATE_WAITING ? -VCHAN_EAGAIN : 0;
         }
-        if ((rc = block(v, deadline))) {
+        if ((rc = block(v, &deadline))) {
             return rc;
         }
     }
