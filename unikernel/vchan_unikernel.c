@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The unikernel entry points: vchan_server_open and vchan_client_open on
+ * the unikernel platform. Everything else of vchan.h is the ring core's,
+ * the same source files the Linux libvchan is built from.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "internal.h"
+#include "platform_unikernel.h"
+#include "vchan_hooks.h"
+#include "vchan_unikernel.h"
+
+static bool same(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
+/* This build has one platform; naming another is a mistake worth a message. */
+static int check_platform(const struct vchan_config *cfg)
+{
+    static const char msg[] = "only the unikernel platform is built into libvchan-unikernel";
+    size_t n;
+
+    if (!cfg || !cfg->platform || same(cfg->platform, "unikernel") || same(cfg->platform, "xen")) {
+        return 0;
+    }
+    if (cfg->errbuf && cfg->errbuf_len) {
+        n = sizeof(msg) < cfg->errbuf_len ? sizeof(msg) : cfg->errbuf_len;
+        memcpy(cfg->errbuf, msg, n);
+        cfg->errbuf[n - 1] = '\0';
+    }
+    return -VCHAN_ENOSYS;
+}
+
+int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+{
+    int rc = check_platform(cfg);
+
+    if (rc) {
+        if (out) {
+            *out = NULL;
+        }
+        return rc;
+    }
+    return vchan__server_open(out, &vchan__platform_unikernel, cfg);
+}
+
+int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
+{
+    int rc = check_platform(cfg);
+
+    if (rc) {
+        if (out) {
+            *out = NULL;
+        }
+        return rc;
+    }
+    return vchan__client_open(out, &vchan__platform_unikernel, cfg);
+}
+
+void vchan_unikernel_log(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap)
+{
+    (void)ctx;
+    /* The library formats its messages itself and logs them as ("%s", msg). */
+    if (same(fmt, "%s")) {
+        vchan_hook_console_log((int)level, va_arg(ap, const char *));
+    } else {
+        vchan_hook_console_log((int)level, fmt);
+    }
+}
