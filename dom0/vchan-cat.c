@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * vchan-cat: netcat for vchan. stdin goes to the channel, the channel goes
- * to stdout, bytes unchanged, nothing lost on close.
+ * vchan-cat: netcat for every libconduit URI (vchan, TCP, UNIX, TLS over
+ * any of them). stdin goes to the connection, the connection goes to
+ * stdout, bytes unchanged, nothing lost on close.
  *
- * vchan has no half-close on the wire, so end of input is a convention
- * (DESIGN.md, "vchan-cat"): a side whose stdin ended waits until the peer
- * has consumed everything it wrote, then closes; a side that wrote nothing
- * reads until the peer closes. A peer that closes while data of ours is
- * still undelivered is an error.
+ * End of input (DESIGN.md, "vchan-cat"). TCP, UNIX and TLS have a
+ * half-close: when stdin ends we shut our direction down (TLS:
+ * close_notify) and keep reading until the peer closes. Plain vchan has
+ * none on the wire, so there it is a convention: a side whose stdin ended
+ * waits until the peer has consumed everything it wrote, then closes; a
+ * side that wrote nothing reads until the peer closes. A peer that closes
+ * while data of ours is still undelivered is an error.
  *
- * The channel is non-blocking and driven by one poll() loop over stdin,
- * the channel's event fd and a self-pipe for signals. stdin and stdout are
- * inherited and may be shared, so they stay blocking: stdin is read only
- * after poll says it is readable, stdout is written with blocking writes
- * (which is the back-pressure we want when the consumer is slow).
+ * The connection is non-blocking and driven by one poll() loop over stdin,
+ * the connection's descriptor and a self-pipe for signals. stdin and stdout
+ * are inherited and may be shared, so they stay blocking: stdin is read
+ * only after poll says it is readable, stdout is written with blocking
+ * writes (which is the back-pressure we want when the consumer is slow).
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -37,17 +40,14 @@
 #include <unistd.h>
 
 #include "conduit.h"
-#include "vchan.h"
 
 #define EXIT_OK 0
 #define EXIT_IO 1
 #define EXIT_USAGE 2
 
-/* DESIGN.md: "A client waits for its server up to the timeout (default 30 s)". */
-#define CLIENT_WAIT_MS 30000
-/* Buffer for stdin when the write ring is smaller. */
-#define MIN_BUF (64u * 1024u)
-/* Reads from the channel per loop turn before stdin gets its turn again. */
+/* Buffers of each direction: the default vchan ring size. */
+#define BUF_SIZE (64u * 1024u)
+/* Reads from the connection per loop turn before stdin gets its turn again. */
 #define READS_PER_TURN 4
 
 static const char *prog = "vchan-cat";
@@ -58,6 +58,7 @@ struct options {
     int verbose;
     int wait_ms; /* -w or timeout=; 0: not given */
     const char *ca, *cert, *key;
+    bool half_close; /* the URI's transport (or TLS) has one; plain vchan has not */
 };
 
 /* How a connection ended. */
@@ -71,17 +72,17 @@ enum outcome {
 
 struct conn {
     const struct options *o;
-    struct vchan *v;
-    size_t rsize, wsize;
+    struct conduit *c;
     uint8_t *inbuf, *outbuf;
-    size_t inbuf_size;
-    size_t in_off, in_len; /* stdin data read but not yet written to the channel */
+    size_t in_off, in_len; /* stdin data read but not yet written to the connection */
     bool use_stdin;        /* this connection reads stdin (-k: the first only) */
     bool stdin_eof;
-    bool wrote; /* at least one byte went into the channel */
+    bool wrote;    /* at least one byte went into the connection */
+    bool out_done; /* half-close: our direction is shut down */
+    bool peer_eof; /* half-close: the peer's direction ended */
     uint64_t sent, received;
     uint64_t start_ms, last_progress_ms, last_move_ms;
-    uint64_t drain_ms; /* when all our input was in the ring (0: not yet) */
+    uint64_t drain_ms; /* when all our input was written (0: not yet) */
     uint64_t progress_bytes;
 };
 
@@ -105,30 +106,32 @@ static void msg(const char *fmt, ...)
 
 /*
  * The library logs once where an error is found; we print the final error
- * ourselves, so errors are not repeated here. Warnings (a peer that went
- * away, a stale socket removed) explain rather than decide: -v shows them.
+ * ourselves (conduit_last_error), so errors are not repeated here. Warnings
+ * (a peer that went away, a stale socket removed) explain rather than
+ * decide: -v shows them.
  */
-static void log_cb(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap)
+static void log_cb(void *ctx, enum conduit_log_level level, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
-static void log_cb(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap)
+static void log_cb(void *ctx, enum conduit_log_level level, const char *fmt, va_list ap)
 {
     const struct options *o = ctx;
 
-    if (level == VCHAN_LOG_ERROR || o->verbose < 1 ||
-        (level == VCHAN_LOG_DEBUG && o->verbose < 2)) {
+    if (level == CONDUIT_LOG_ERROR || o->verbose < 1 ||
+        (level == CONDUIT_LOG_DEBUG && o->verbose < 2)) {
         return;
     }
-    fprintf(stderr, "%s: %s", prog, level == VCHAN_LOG_WARN ? "warning: " : "");
+    fprintf(stderr, "%s: %s", prog, level == CONDUIT_LOG_WARN ? "warning: " : "");
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
 }
 
-static const char *vchan_message(struct vchan *v, int rc)
+/* The library's message names the endpoint already ("tls://h:443: ..."). */
+static const char *conn_message(struct conduit *c, int rc)
 {
-    const char *m = v != NULL ? vchan_last_error(v) : "";
+    const char *m = conduit_last_error(c);
 
-    return m[0] != '\0' ? m : vchan_strerror(rc);
+    return m[0] != '\0' ? m : conduit_strerror(rc);
 }
 
 static void usage(FILE *f)
@@ -136,24 +139,31 @@ static void usage(FILE *f)
     /* clang-format off */
     fprintf(f,
         "Usage: %s [options] URI        connect; stdin -> connection, connection -> stdout\n"
-        "       %s [options] -l URI     listen, serve one connection, exit\n"
+        "       %s [options] -l URI     listen, serve one connection, exit (-k: keep serving)\n"
         "\n"
-        "URI: vchan://DOMAIN/PORT[?OPTION=VALUE[&...]]\n"
-        "  DOMAIN  with -l: the client's domain id; without: the server's (0-32751)\n"
-        "  PORT    1-64 characters of [A-Za-z0-9_-]\n"
-        "  options read-size=BYTES, write-size=BYTES  sizes of the rings the server reads and\n"
-        "                                     writes (1-1048576, default 65536; with -l only,\n"
-        "                                     a client gets what its server chose)\n"
-        "          timeout=SECS               as -w\n"
-        "  tcp://, unix://, tls://, sodium+... URIs, domain names and vchan://*/PORT are\n"
-        "  recognised but not supported yet.\n"
+        "URI: [tls+]TRANSPORT://ADDRESS[?OPTION=VALUE[&...]]     (tls:// is tls+tcp://)\n"
+        "  vchan://DOMAIN/PORT  DOMAIN: with -l the client's domain id, or * for clients of\n"
+        "                       any domain; without -l the server's domain (id, or a name on\n"
+        "                       Xen). PORT: 1-64 characters of [A-Za-z0-9_-]\n"
+        "  tcp://HOST:PORT      HOST: name, IPv4 or [IPv6]; with -l, * listens on all\n"
+        "  unix:///PATH         a UNIX stream socket\n"
+        "  options  timeout=SECS                  as -w\n"
+        "           read-size=BYTES, write-size=BYTES  vchan, with -l: sizes of the rings the\n"
+        "                                         server reads and writes (1-1048576,\n"
+        "                                         default 65536); a client gets the server's\n"
+        "           ca=FILE, cert=FILE, key=FILE  TLS: CA to verify the peer (default: the\n"
+        "                                         system's), own certificate and key\n"
+        "                                         (required with -l)\n"
+        "           servername=NAME               TLS: name to verify and send (SNI);\n"
+        "                                         required for tls+unix and tls+vchan\n"
+        "           verify=0                      TLS: do not verify the peer (insecure)\n"
         "\n"
         "Options:\n"
-        "  -l            listen: be the vchan server\n"
+        "  -l            listen: be the server\n"
         "  -k            with -l: when a connection ends, serve the next one (stdin goes to the\n"
         "                first only)\n"
-        "  -v            verbose: platform, peer, ring sizes, byte counts and the library's\n"
-        "                warnings on stderr (-vv: also its debug messages)\n"
+        "  -v            verbose: connection details, byte counts and the library's warnings\n"
+        "                on stderr (-vv: also its debug messages)\n"
         "      --progress  a line on stderr about once a second: bytes moved and MB/s\n"
         "  -w SECS       timeout in seconds (decimals allowed, 0.001-86400) of every wait:\n"
         "                for the server to appear (default 30), for a client to connect,\n"
@@ -161,21 +171,23 @@ static void usage(FILE *f)
         "                A side with no input that received nothing for SECS closes and\n"
         "                exits 0 (as netcat -w); every other timeout is an error\n"
         "      --ca FILE, --cert FILE, --key FILE\n"
-        "                TLS files, for tls:// URIs (not supported yet)\n"
+        "                TLS files, as ca=, cert=, key= in the URI\n"
         "  -h, --help    this help\n"
         "\n"
-        "End of input: vchan has no half-close. When stdin ends, %s waits until the peer\n"
-        "has consumed everything sent, then closes; a side that sent nothing reads until the\n"
-        "peer closes. So '%s -l URI > file' and '%s URI < file' move the file whole.\n"
-        "Data the peer sends after that close is lost (and the peer exits 1); if neither\n"
-        "side has input, only -w ends the wait.\n"
+        "End of input: on TCP, UNIX and TLS, %s shuts its direction down (TLS:\n"
+        "close_notify) and reads until the peer closes. vchan has no half-close: when\n"
+        "stdin ends, %s waits until the peer has consumed everything sent, then closes;\n"
+        "a side that sent nothing reads until the peer closes. So '%s -l URI > file'\n"
+        "and '%s URI < file' move the file whole. On vchan, data the peer sends after\n"
+        "that close is lost (and the peer exits 1); if neither side has input, only -w\n"
+        "ends the wait.\n"
         "\n"
         "Environment: VCHAN_PLATFORM=xen|local (default: xen when /dev/xen/evtchn opens);\n"
         "  local platform: VCHAN_DIR (rendezvous directory), VCHAN_DOMID (own domain id, 0).\n"
         "\n"
         "Exit status: 0 both directions finished cleanly, 1 connection or I/O error,\n"
         "  2 usage error or bad URI.\n",
-        prog, prog, prog, prog, prog);
+        prog, prog, prog, prog, prog, prog);
     /* clang-format on */
 }
 
@@ -202,9 +214,9 @@ static void on_signal(int sig)
 }
 
 /*
- * Catch SIGINT, SIGTERM and SIGHUP once a channel exists, so that it is
- * closed (and, on Xen, unpublished from xenstore) before we die. Not
- * before: a client waiting inside vchan_client_open for its server would
+ * Catch SIGINT, SIGTERM and SIGHUP once a connection or listener exists, so
+ * that it is closed (and, on Xen, unpublished from xenstore) before we die.
+ * Not before: a client waiting inside conduit_connect for its server would
  * not notice the flag, and has nothing to clean up anyway. No SA_RESTART:
  * a blocked write to stdout returns and we notice.
  */
@@ -316,19 +328,19 @@ static void show_totals(struct conn *c)
 
 /* ------------------------------------------------------------ the data path */
 
-/* Copy what the channel has to stdout; *eof when the peer closed and all is read. */
+/* Copy what the connection has to stdout; *eof when the peer closed and all is read. */
 static enum outcome pump_out(struct conn *c, bool *eof, bool *moved)
 {
     *eof = false;
     for (int i = 0; i < READS_PER_TURN; i++) {
         size_t n = 0;
-        int rc = vchan_read(c->v, c->outbuf, c->rsize, &n);
+        int rc = conduit_read(c->c, c->outbuf, BUF_SIZE, &n);
 
-        if (rc == -VCHAN_EAGAIN) {
+        if (rc == -CONDUIT_EAGAIN) {
             return DONE_OK;
         }
         if (rc < 0) {
-            msg("%s: %s", c->o->uri_text, vchan_message(c->v, rc));
+            msg("%s", conn_message(c->c, rc));
             return DONE_PEER;
         }
         if (n == 0) {
@@ -349,32 +361,29 @@ static enum outcome pump_out(struct conn *c, bool *eof, bool *moved)
     return DONE_OK;
 }
 
-/* Bytes we wrote that the peer has not consumed (the ring is ours to count). */
+/* Bytes we wrote that the peer has not consumed (vchan: still in the ring). */
 static size_t unconsumed(struct conn *c)
 {
-    size_t space = 0;
+    size_t n = 0;
 
-    if (vchan_buffer_space(c->v, &space) < 0) {
-        return 0;
-    }
-    return space < c->wsize ? c->wsize - space : 0;
+    return conduit_unconsumed(c->c, &n) < 0 ? 0 : n;
 }
 
 /*
- * The peer closed and we have read all it wrote. Clean only if nothing of
- * ours is left behind: buffered stdin, unconsumed ring data, or (a quick
- * look) more input waiting on stdin.
+ * The peer is gone and we have read all it wrote. Clean only if nothing of
+ * ours is left behind: buffered stdin, unconsumed data (vchan), or (a
+ * quick look) more input waiting on stdin.
  */
-static enum outcome peer_closed(struct conn *c)
+static enum outcome peer_closed(struct conn *c, bool count_ring)
 {
-    uint64_t lost = c->in_len + unconsumed(c);
+    uint64_t lost = c->in_len + (count_ring ? unconsumed(c) : 0);
     bool more = false;
 
     if (c->use_stdin && !c->stdin_eof) {
         struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
 
         if (poll(&p, 1, 0) > 0) {
-            ssize_t n = read(STDIN_FILENO, c->inbuf, c->inbuf_size);
+            ssize_t n = read(STDIN_FILENO, c->inbuf, BUF_SIZE);
 
             if (n > 0) {
                 lost += (uint64_t)n;
@@ -392,7 +401,7 @@ static enum outcome peer_closed(struct conn *c)
     return DONE_OK;
 }
 
-/* Our input ended and the peer has consumed it all: read what is left, then we are done. */
+/* vchan: our input ended and the peer has consumed it all: read what is left, then done. */
 static enum outcome finish_writer(struct conn *c)
 {
     bool eof = false, moved = false;
@@ -407,7 +416,7 @@ static enum outcome finish_writer(struct conn *c)
 
 static enum outcome read_stdin(struct conn *c, bool *moved)
 {
-    ssize_t n = read(STDIN_FILENO, c->inbuf, c->inbuf_size);
+    ssize_t n = read(STDIN_FILENO, c->inbuf, BUF_SIZE);
 
     if (n > 0) {
         c->in_off = 0;
@@ -437,13 +446,72 @@ static int min_timeout(int a, uint64_t deadline, uint64_t now)
     return a < 0 || left < a ? left : a;
 }
 
+/* stdin -> connection: what is buffered. */
+static enum outcome push_in(struct conn *c, bool *moved)
+{
+    size_t n = 0;
+    int rc;
+
+    if (c->in_len == 0) {
+        return DONE_OK;
+    }
+    rc = conduit_write(c->c, c->inbuf + c->in_off, c->in_len, &n);
+    c->in_off += n;
+    c->in_len -= n;
+    c->sent += n;
+    if (n > 0) {
+        c->wrote = true;
+        *moved = true;
+    }
+    if (rc == 0 || rc == -CONDUIT_EAGAIN) {
+        return DONE_OK;
+    }
+    /* vchan EPIPE: the peer closed; the next turn reads what it left and its end-of-file. */
+    if (rc == -CONDUIT_EPIPE && !c->o->half_close) {
+        return DONE_OK;
+    }
+    if (rc == -CONDUIT_EPIPE || rc == -CONDUIT_ECONNRESET) {
+        msg("%s (%llu bytes not delivered)", conn_message(c->c, rc), (unsigned long long)c->in_len);
+        return DONE_PEER;
+    }
+    msg("%s", conn_message(c->c, rc));
+    return DONE_PEER;
+}
+
+/* Our input has ended: half-close, or (vchan) see whether the peer has consumed it. */
+static enum outcome input_ended(struct conn *c, bool *done)
+{
+    *done = false;
+    if (c->o->half_close) {
+        if (!c->out_done) {
+            int rc = conduit_shutdown(c->c);
+
+            if (rc == -CONDUIT_EAGAIN) {
+                return DONE_OK;
+            }
+            if (rc < 0) {
+                msg("%s", conn_message(c->c, rc));
+                return DONE_PEER;
+            }
+            c->out_done = true;
+        }
+        *done = c->peer_eof;
+        return DONE_OK;
+    }
+    if (c->wrote && unconsumed(c) == 0) {
+        *done = true;
+        return finish_writer(c);
+    }
+    return DONE_OK;
+}
+
 static enum outcome run(struct conn *c)
 {
     const struct options *o = c->o;
-    int vfd = vchan_fd(c->v);
+    int cfd = conduit_fd(c->c);
 
-    if (vfd < 0) {
-        msg("%s: %s", o->uri_text, vchan_message(c->v, vfd));
+    if (cfd < 0) {
+        msg("%s", conn_message(c->c, cfd));
         return DONE_FATAL;
     }
     c->start_ms = c->last_progress_ms = c->last_move_ms = now_ms();
@@ -452,8 +520,9 @@ static enum outcome run(struct conn *c)
     }
 
     for (;;) {
-        bool eof = false, moved = false;
-        size_t ready = 0, space = 0;
+        bool eof = false, moved = false, done = false, busy;
+        unsigned want = 0;
+        short events = 0;
         enum outcome r;
         uint64_t now;
         int rc;
@@ -461,54 +530,58 @@ static enum outcome run(struct conn *c)
         if (got_signal) {
             return DONE_SIGNAL;
         }
-        /* channel -> stdout */
-        r = pump_out(c, &eof, &moved);
-        if (r != DONE_OK) {
+        /* connection -> stdout */
+        if (!c->peer_eof) {
+            r = pump_out(c, &eof, &moved);
+            if (r != DONE_OK) {
+                return r;
+            }
+            if (eof) {
+                if (!o->half_close) {
+                    return peer_closed(c, true);
+                }
+                c->peer_eof = true;
+                if (c->out_done) {
+                    return DONE_OK;
+                }
+            }
+        }
+        /* stdin -> connection */
+        if ((r = push_in(c, &moved)) != DONE_OK) {
             return r;
-        }
-        if (eof) {
-            return peer_closed(c);
-        }
-        /* stdin -> channel */
-        if (c->in_len > 0) {
-            size_t n = 0;
-
-            rc = vchan_write(c->v, c->inbuf + c->in_off, c->in_len, &n);
-            c->in_off += n;
-            c->in_len -= n;
-            c->sent += n;
-            if (n > 0) {
-                c->wrote = true;
-                moved = true;
-            }
-            /* EPIPE: the peer closed; the next turn reads what it left and its end-of-file. */
-            if (rc < 0 && rc != -VCHAN_EAGAIN && rc != -VCHAN_EPIPE) {
-                msg("%s: %s", o->uri_text, vchan_message(c->v, rc));
-                return DONE_PEER;
-            }
-        }
-
-        /* Arm the peer's notifications, then decide whether to sleep (notify protocol). */
-        if ((rc = vchan_data_ready(c->v, &ready)) < 0 ||
-            (rc = vchan_buffer_space(c->v, &space)) < 0) {
-            msg("%s: %s", o->uri_text, vchan_message(c->v, rc));
-            return DONE_PEER;
         }
         now = now_ms();
         if (moved) {
             c->last_move_ms = now;
         }
-        if (c->stdin_eof && c->in_len == 0 && c->wrote && c->drain_ms == 0) {
-            c->drain_ms = now;
+        if (c->stdin_eof && c->in_len == 0) {
+            if (c->drain_ms == 0 && c->wrote) {
+                c->drain_ms = now;
+            }
+            if ((r = input_ended(c, &done)) != DONE_OK || done) {
+                return r;
+            }
         }
         if (o->progress && now - c->last_progress_ms >= 1000) {
             show_progress(c, now);
         }
-        if (c->stdin_eof && c->in_len == 0 && c->wrote && space == c->wsize) {
-            return finish_writer(c);
+
+        /* Say what we wait for; this also consumes the connection's pending events. */
+        if (!c->peer_eof) {
+            want |= CONDUIT_WANT_READ;
         }
-        bool busy =
-            ready > 0 || (c->in_len > 0 && space > 0) || vchan_is_open(c->v) == VCHAN_STATE_CLOSED;
+        if (c->in_len > 0 || (o->half_close && c->stdin_eof && !c->out_done)) {
+            want |= CONDUIT_WANT_WRITE;
+        }
+        if (!o->half_close && c->stdin_eof && c->in_len == 0 && c->wrote) {
+            want |= CONDUIT_WANT_DRAIN;
+        }
+        rc = conduit_poll_events(c->c, want, &events);
+        if (rc < 0) {
+            msg("%s", conn_message(c->c, rc));
+            return DONE_PEER;
+        }
+        busy = rc > 0;
         bool want_stdin = !c->stdin_eof && c->in_len == 0;
 
         if (busy && !want_stdin) {
@@ -516,12 +589,13 @@ static enum outcome run(struct conn *c)
         }
 
         /*
-         * Sleep until the channel, stdin or a signal has something, or a
-         * deadline. When busy, only look (timeout 0): a peer that keeps the
-         * ring full must not starve our stdin.
+         * Sleep until the connection, stdin or a signal has something, or a
+         * deadline. When busy, only look (timeout 0): a peer that keeps us
+         * busy must not starve our stdin.
          */
+        /* Waiting for nothing from the connection: leave it out (a reset peer would spin us). */
         struct pollfd pfd[3] = {
-            {.fd = vfd, .events = POLLIN},
+            {.fd = want ? cfd : -1, .events = events},
             {.fd = sig_pipe[0], .events = POLLIN},
             {.fd = STDIN_FILENO, .events = POLLIN},
         };
@@ -554,7 +628,7 @@ static enum outcome run(struct conn *c)
             return DONE_FATAL;
         }
         if (rc == 0 && deadline != 0 && now_ms() >= deadline) {
-            if (c->drain_ms != 0) {
+            if (c->drain_ms != 0 && !o->half_close) {
                 msg("%s: timed out: the peer did not consume %zu bytes within %.3f s", o->uri_text,
                     unconsumed(c), o->wait_ms / 1000.0);
                 return DONE_PEER;
@@ -563,7 +637,7 @@ static enum outcome run(struct conn *c)
                 /*
                  * Our side is complete (no input) and the peer has sent
                  * nothing for the whole timeout: as netcat's -w, an idle
-                 * connection is closed, not failed. Without this, two
+                 * connection is closed, not failed. Without this, two vchan
                  * sides with empty input would wait for each other forever:
                  * nothing on the wire says that a peer's input has ended.
                  */
@@ -574,13 +648,6 @@ static enum outcome run(struct conn *c)
             }
             msg("%s: timed out: nothing moved for %.3f s", o->uri_text, o->wait_ms / 1000.0);
             return DONE_PEER;
-        }
-        if (pfd[0].revents) {
-            rc = vchan_wait(c->v);
-            if (rc < 0 && rc != -VCHAN_EAGAIN) {
-                msg("%s: %s", o->uri_text, vchan_message(c->v, rc));
-                return DONE_PEER;
-            }
         }
         if (nfds > 2 && pfd[2].revents) {
             bool got = false;
@@ -598,34 +665,99 @@ static enum outcome run(struct conn *c)
 
 /* ------------------------------------------------------------ connections */
 
-/* Server: wait (in our own poll, so signals and -w apply) until the client is there. */
-static enum outcome wait_for_client(const struct options *o, struct vchan *v)
+static enum outcome serve(const struct options *o, struct conduit *cd, bool use_stdin)
 {
-    uint64_t deadline = o->wait_ms > 0 ? now_ms() + (uint64_t)o->wait_ms : 0;
-    int vfd = vchan_fd(v);
+    struct conn c = {.o = o, .c = cd, .use_stdin = use_stdin};
+    enum outcome r;
 
-    if (vfd < 0) {
-        msg("%s: %s", o->uri_text, vchan_message(v, vfd));
+    c.inbuf = malloc(BUF_SIZE);
+    c.outbuf = malloc(BUF_SIZE);
+    if (c.inbuf == NULL || c.outbuf == NULL) {
+        msg("out of memory");
+        r = DONE_FATAL;
+        goto out;
+    }
+    r = run(&c);
+    if (o->verbose) {
+        show_totals(&c);
+    }
+out:
+    free(c.inbuf);
+    free(c.outbuf);
+    return r;
+}
+
+static void fill_options(const struct options *o, struct conduit_options *co)
+{
+    memset(co, 0, sizeof(*co));
+    co->timeout_ms = o->wait_ms;
+    co->nonblocking = true; /* the connection; connect itself still completes */
+    co->ca = o->ca;
+    co->cert = o->cert;
+    co->key = o->key;
+    co->log = log_cb;
+    co->log_ctx = (void *)o;
+}
+
+static enum outcome failed_open(int rc)
+{
+    msg("%s", conn_message(NULL, rc));
+    /* A malformed VCHAN_DOMID, a missing servername= and the like are usage errors. */
+    return conduit_err_is_usage(rc) ? DONE_USAGE : DONE_FATAL;
+}
+
+static enum outcome client(const struct options *o, const struct conduit_uri *u)
+{
+    struct conduit_options co;
+    struct conduit *c = NULL;
+    enum outcome r;
+    int rc;
+
+    fill_options(o, &co);
+    rc = conduit_connect_uri(&c, u, &co);
+    if (rc < 0) {
+        return failed_open(rc);
+    }
+    if (catch_signals() < 0) {
+        conduit_close(c);
         return DONE_FATAL;
     }
+    if (o->verbose) {
+        msg("%s: connected: %s", o->uri_text, conduit_info(c));
+    }
+    r = serve(o, c, true);
+    conduit_close(c);
+    return r;
+}
+
+/* Wait (in our own poll, so signals and -w apply) for the next connection. */
+static enum outcome next_client(const struct options *o, struct conduit_listener *l,
+                                struct conduit **out)
+{
+    uint64_t deadline = o->wait_ms > 0 ? now_ms() + (uint64_t)o->wait_ms : 0;
+    int lfd = conduit_listener_fd(l);
+
     for (;;) {
         struct pollfd pfd[2] = {
-            {.fd = vfd, .events = POLLIN},
+            {.fd = lfd, .events = POLLIN},
             {.fd = sig_pipe[0], .events = POLLIN},
         };
-        int rc = vchan_wait_connected(v);
+        int rc = conduit_accept(l, out);
 
         if (rc == 0) {
             return DONE_OK;
         }
-        if (rc != -VCHAN_EAGAIN) {
-            msg("%s: %s", o->uri_text, vchan_message(v, rc));
-            return DONE_PEER;
+        if (rc != -CONDUIT_EAGAIN) {
+            msg("%s", conduit_listener_last_error(l)[0] ? conduit_listener_last_error(l)
+                                                        : conduit_strerror(rc));
+            /* This client failed; the listener itself only on local trouble. */
+            return rc == -CONDUIT_ENOMEM || rc == -CONDUIT_EIO ? DONE_FATAL : DONE_PEER;
         }
         if (got_signal) {
             return DONE_SIGNAL;
         }
-        rc = poll(pfd, 2, min_timeout(-1, deadline, now_ms()));
+        /* Pending clients have deadlines of their own: look at least every second. */
+        rc = poll(pfd, 2, min_timeout(1000, deadline, now_ms()));
         if (rc < 0 && errno != EINTR) {
             msg("poll: %s", strerror(errno));
             return DONE_FATAL;
@@ -638,81 +770,50 @@ static enum outcome wait_for_client(const struct options *o, struct vchan *v)
     }
 }
 
-static enum outcome one_connection(const struct options *o, const struct conduit_uri *u,
-                                   bool use_stdin)
+static enum outcome server(const struct options *o, const struct conduit_uri *u)
 {
-    struct conn c = {.o = o, .use_stdin = use_stdin};
-    char errbuf[256] = "";
-    struct vchan_config cfg = {
-        .domain = u->vchan.domid,
-        .port = u->vchan.port,
-        .nonblocking = true,
-        .log = log_cb,
-        .log_ctx = (void *)o,
-        .errbuf = errbuf,
-        .errbuf_len = sizeof(errbuf),
-    };
+    struct conduit_listener *l = NULL;
+    struct conduit_options co;
+    bool first = true; /* stdin serves the first connection only */
     enum outcome r;
     int rc;
 
-    if (o->listen) {
-        cfg.read_size = u->vchan.read_size;
-        cfg.write_size = u->vchan.write_size;
-        cfg.timeout_ms = o->wait_ms;
-        rc = vchan_server_open(&c.v, &cfg);
-    } else {
-        cfg.timeout_ms = o->wait_ms > 0 ? o->wait_ms : CLIENT_WAIT_MS;
-        rc = vchan_client_open(&c.v, &cfg);
-    }
+    fill_options(o, &co);
+    rc = conduit_listen_uri(&l, u, &co);
     if (rc < 0) {
-        msg("%s: %s", o->uri_text, errbuf[0] != '\0' ? errbuf : vchan_strerror(rc));
-        /* A malformed VCHAN_DOMID or the like is a usage error. */
-        return rc == -VCHAN_EINVAL ? DONE_USAGE : DONE_FATAL;
+        return failed_open(rc);
     }
     if (catch_signals() < 0) {
-        r = DONE_FATAL;
-        goto out;
+        conduit_listener_close(l);
+        return DONE_FATAL;
     }
-    c.rsize = vchan_read_ring_size(c.v);
-    c.wsize = vchan_write_ring_size(c.v);
     if (o->verbose) {
-        msg("platform %s; %s domain %d, port %s; rings: read %zu, write %zu bytes",
-            vchan_platform_name(c.v), o->listen ? "serving client" : "connected to server",
-            u->vchan.domid, u->vchan.port, c.rsize, c.wsize);
+        msg("%s: listening", o->uri_text);
     }
-    if (o->listen) {
-        r = wait_for_client(o, c.v);
-        if (r != DONE_OK) {
-            goto out;
-        }
-        if (o->verbose) {
-            msg("client connected");
-        }
-    }
+    for (;;) {
+        struct conduit *c = NULL;
 
-    c.inbuf_size = c.wsize > MIN_BUF ? c.wsize : MIN_BUF;
-    c.inbuf = malloc(c.inbuf_size);
-    c.outbuf = malloc(c.rsize);
-    if (c.inbuf == NULL || c.outbuf == NULL) {
-        msg("out of memory");
-        r = DONE_FATAL;
-        goto out;
+        r = next_client(o, l, &c);
+        if (r == DONE_OK) {
+            if (o->verbose) {
+                msg("client connected: %s", conduit_info(c));
+            }
+            r = serve(o, c, first);
+            conduit_close(c);
+            first = false;
+        }
+        if (r == DONE_SIGNAL || r == DONE_FATAL || r == DONE_USAGE || !o->keep) {
+            break;
+        }
     }
-    r = run(&c);
-    if (o->verbose) {
-        show_totals(&c);
-    }
-out:
-    vchan_close(c.v);
-    free(c.inbuf);
-    free(c.outbuf);
+    conduit_listener_close(l);
     return r;
 }
 
 /* ------------------------------------------------------------ main */
 
 /*
- * If we were started with stdin, stdout or stderr closed, the channel's
+ * If we were started with stdin, stdout or stderr closed, the connection's
  * own descriptors could take those numbers and our data would go into
  * them. Fill the gaps: a closed stdin reads as empty, a closed stdout
  * fails every write (read-only /dev/null) rather than dropping data.
@@ -733,26 +834,16 @@ static void std_fds(void)
     }
 }
 
-static int unsupported(const struct options *o, const struct conduit_uri *u)
+/* A TLS file given both ways is ambiguous. */
+static int twice(const struct options *o, const struct conduit_uri *u)
 {
-    if (u->layer != CONDUIT_LAYER_NONE) {
-        msg("%s: layer '%s' is not supported yet", o->uri_text, conduit_layer_name(u->layer));
-        return -1;
-    }
-    if (u->transport != CONDUIT_TRANSPORT_VCHAN) {
-        msg("%s: transport '%s' is not supported yet", o->uri_text,
-            conduit_transport_name(u->transport));
-        return -1;
-    }
-    if (u->vchan.domid == CONDUIT_DOMID_ANY) {
-        msg("%s: listening for any domain ('*') is not supported yet; give the client's "
-            "domain id",
-            o->uri_text);
-        return -1;
-    }
-    if (u->vchan.domid == CONDUIT_DOMID_NAMED) {
-        msg("%s: domain names ('%s') are not supported yet; give the domain id", o->uri_text,
-            u->vchan.domain_name);
+    const char *which = o->ca && u->tls.ca       ? "ca"
+                        : o->cert && u->tls.cert ? "cert"
+                        : o->key && u->tls.key   ? "key"
+                                                 : NULL;
+
+    if (which) {
+        msg("%s: %s given twice, by --%s and by %s=", o->uri_text, which, which, which);
         return -1;
     }
     return 0;
@@ -773,8 +864,8 @@ int main(int argc, char **argv)
     /* clang-format on */
     struct options o = {0};
     struct conduit_uri *u = NULL;
+    enum outcome r;
     char err[512];
-    bool first = true; /* stdin serves the first connection only */
     int ch, rc, status = EXIT_OK;
 
     signal(SIGPIPE, SIG_IGN);
@@ -844,7 +935,7 @@ int main(int argc, char **argv)
         status = EXIT_USAGE;
         goto out;
     }
-    if (unsupported(&o, u) < 0) {
+    if (twice(&o, u) < 0) {
         status = EXIT_USAGE;
         goto out;
     }
@@ -859,28 +950,15 @@ int main(int argc, char **argv)
     if (!o.listen && (u->options & (CONDUIT_URI_OPT_READ_SIZE | CONDUIT_URI_OPT_WRITE_SIZE))) {
         msg("warning: %s: read-size and write-size are chosen by the server; ignored", o.uri_text);
     }
+    /* Plain vchan has no half-close on the wire; TLS has close_notify on any transport. */
+    o.half_close = u->transport != CONDUIT_TRANSPORT_VCHAN || u->layer == CONDUIT_LAYER_TLS;
 
-    for (;;) {
-        enum outcome r = one_connection(&o, u, first);
-
-        first = false;
-        if (r == DONE_SIGNAL) {
-            conduit_uri_free(u);
-            reraise();
-        }
-        if (r == DONE_USAGE) {
-            status = EXIT_USAGE;
-            break;
-        }
-        if (r == DONE_FATAL) {
-            status = EXIT_IO;
-            break;
-        }
-        status = r == DONE_OK ? EXIT_OK : EXIT_IO;
-        if (!o.keep) {
-            break;
-        }
+    r = o.listen ? server(&o, u) : client(&o, u);
+    if (r == DONE_SIGNAL) {
+        conduit_uri_free(u);
+        reraise();
     }
+    status = r == DONE_OK ? EXIT_OK : r == DONE_USAGE ? EXIT_USAGE : EXIT_IO;
 out:
     conduit_uri_free(u);
     if (fflush(stdout) != 0) {

@@ -3,9 +3,9 @@
  * conduit.h: one connection API over vchan, TCP, UNIX sockets and TLS,
  * chosen by an endpoint URI.
  *
- * This part covers endpoint URIs; the connection API (conduit_connect,
- * conduit_listen, conduit_accept, ...) is added later and takes a parsed
- * struct conduit_uri. Grammar (DESIGN.md, "Endpoint URIs"):
+ * Two parts: endpoint URIs (conduit_uri_parse) and the connection API
+ * below them (conduit_connect, conduit_listen, conduit_accept, ...), which
+ * takes a URI as text or parsed. Grammar (DESIGN.md, "Endpoint URIs"):
  *
  *   uri       = [layer "+"] transport "://" address ["?" option *("&" option)]
  *   transport = "tcp" | "unix" | "vchan"      layer = "tls" | "sodium"
@@ -36,6 +36,7 @@
 #ifndef CONDUIT_H
 #define CONDUIT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,8 +53,10 @@ extern "C" {
 
 /*
  * The error table: X(name, text). Codes are returned negated. The URI codes
- * are usage errors (decided before any I/O); the connection API appends its
- * run-time codes after them.
+ * (EINVAL to EWILDCARD, but ENOMEM) and ENOTSUP are usage errors, decided
+ * before any I/O (conduit_err_is_usage); the codes after them are run-time
+ * errors of the connection API. End-of-file is not an error: a read that
+ * returns 0 with *nread == 0.
  */
 /* clang-format off */
 #define CONDUIT_ERRNO_MAP(X)                                                   \
@@ -63,7 +66,22 @@ extern "C" {
     X(ESCHEME, "unknown URI scheme")                                           \
     X(EOPTION, "bad URI option")                                               \
     X(ERANGE, "value out of range")                                            \
-    X(EWILDCARD, "wildcard address in a connect URI")
+    X(EWILDCARD, "wildcard address in a connect URI")                          \
+    X(ENOTSUP, "not supported")                                                \
+    X(EAGAIN, "operation would block")                                         \
+    X(ETIMEDOUT, "timed out")                                                  \
+    X(ERESOLVE, "cannot resolve name")                                         \
+    X(ENOENT, "no such endpoint")                                              \
+    X(ECONNREFUSED, "connection refused")                                      \
+    X(ECONNRESET, "connection reset by peer")                                  \
+    X(EPIPE, "peer closed the connection")                                     \
+    X(EPROTO, "peer violated the protocol")                                    \
+    X(ETLS, "TLS failure")                                                     \
+    X(ECERT, "certificate verification failed")                                \
+    X(EADDRINUSE, "address already in use")                                    \
+    X(EPERM, "permission denied")                                              \
+    X(ESHUTDOWN, "write side already shut down")                               \
+    X(EIO, "I/O error")
 
 enum conduit_errno {
     CONDUIT_OK = 0,
@@ -181,6 +199,228 @@ CONDUIT_EXPORT void conduit_uri_free(struct conduit_uri *uri);
  * -CONDUIT_ESYNTAX with a message in `err`.
  */
 CONDUIT_EXPORT int conduit_timeout_parse(const char *text, int *ms, char *err, size_t errlen);
+
+/* ---------------------------------------------------------- connections */
+
+/*
+ * A connection (struct conduit) and a listening endpoint (struct
+ * conduit_listener), both opaque. A handle is used by one thread at a time;
+ * different handles may be used by different threads.
+ *
+ * Every function returns 0 (or, where said, a small positive value) on
+ * success and a negative CONDUIT_E* code on failure; counts go through
+ * out-parameters. After a failure, conduit_last_error() says what went wrong
+ * and where, naming the endpoint: "tls://example.org:443: certificate verify
+ * failed: certificate has expired".
+ *
+ * Blocking and timeouts. A connection is blocking unless made non-blocking
+ * (conduit_options.nonblocking, conduit_set_nonblocking). Blocking reads and
+ * writes wait at most the I/O timeout (-CONDUIT_ETIMEDOUT after it; none by
+ * default); non-blocking ones return -CONDUIT_EAGAIN instead of waiting.
+ * Connecting always completes (or fails) before conduit_connect returns,
+ * within the connect timeout: the URI's timeout= or conduit_options.
+ * timeout_ms, else CONDUIT_CONNECT_TIMEOUT_MS; the same value becomes the
+ * I/O timeout when it was given. A listener's timeout bounds each blocking
+ * conduit_accept (none by default).
+ *
+ * Transports (DESIGN.md):
+ *   tcp://HOST:PORT    every address getaddrinfo gives is tried in turn,
+ *                      IPv4 and IPv6. Listen on "*": all addresses (one
+ *                      dual-stack IPv6 socket where the system allows).
+ *   unix:///PATH       a stream socket. listen removes a stale socket file
+ *                      (one nobody listens on), never a live one, and
+ *                      removes its own on conduit_listener_close.
+ *   vchan://DOM/PORT   a Xen vchan through libvchan (platform xen or local,
+ *                      as libvchan picks it). connect: DOM is the server's
+ *                      domain (id or, on Xen, name); the client waits for
+ *                      its server up to the connect timeout and finds it
+ *                      either at libxenvchan's path for this client or
+ *                      through the server's accept rendezvous (docs/
+ *                      accept.md). listen on vchan://DOM/PORT serves client
+ *                      domain DOM at libxenvchan's path, one connection at a
+ *                      time: the next is published when the previous one is
+ *                      closed. listen with domain "*" accepts clients of any
+ *                      domain, concurrently, each with a fresh ring.
+ *                      read-size= and write-size= set the server's rings
+ *                      (default 64 KiB each); a client gets what its server
+ *                      chose.
+ *   tls+...://         TLS 1.2 or 1.3 (OpenSSL) over any of the above.
+ *                      Clients verify the server by default: against ca=
+ *                      (a PEM file) or the system's store, and its name: the
+ *                      URI's host, or servername= (also sent as SNI), which
+ *                      tls+unix and tls+vchan must give. verify=0 turns all
+ *                      verification off, explicitly. cert= and key= give a
+ *                      client certificate, or the server's own (required to
+ *                      listen). A listener given ca= requires and verifies
+ *                      client certificates.
+ *   sodium+...://      not supported yet (-CONDUIT_ENOTSUP).
+ */
+struct conduit;
+struct conduit_listener;
+
+enum conduit_log_level {
+    CONDUIT_LOG_ERROR,
+    CONDUIT_LOG_WARN,
+    CONDUIT_LOG_INFO,
+    CONDUIT_LOG_DEBUG,
+};
+typedef void conduit_log_fn(void *ctx, enum conduit_log_level level, const char *fmt, va_list ap);
+
+/* How long a client waits for its server when no timeout is given (DESIGN.md). */
+#define CONDUIT_CONNECT_TIMEOUT_MS 30000
+
+/*
+ * Options of conduit_connect and conduit_listen. Zero-initialise, then set
+ * what you need; a NULL pointer means all zero. Everything is borrowed for
+ * the duration of the call only, except the logger, which the handle keeps.
+ */
+struct conduit_options {
+    int timeout_ms;   /* > 0: replaces the URI's timeout= (milliseconds) */
+    bool nonblocking; /* the connection (accepted ones: too) does not block */
+    const char *ca;   /* TLS files, used when the URI gives none */
+    const char *cert;
+    const char *key;
+    conduit_log_fn *log; /* NULL: silent */
+    void *log_ctx;
+    char *errbuf; /* when the call fails, its message is copied here */
+    size_t errbuf_len;
+};
+
+/*
+ * Connect to `uri` (text, parsed here; or a struct parsed by the caller).
+ * Blocks until connected (TLS: until the handshake is done), at most the
+ * connect timeout. Errors: the URI's usage errors (message naming the bad
+ * part), ENOTSUP, ERESOLVE, ENOENT, ECONNREFUSED, ETIMEDOUT, ETLS, ECERT,
+ * EPERM, EIO, ENOMEM. On failure *out is NULL and conduit_last_error(NULL)
+ * (this thread's last failure) and opts->errbuf hold the message.
+ */
+CONDUIT_EXPORT int conduit_connect(struct conduit **out, const char *uri,
+                                   const struct conduit_options *opts);
+CONDUIT_EXPORT int conduit_connect_uri(struct conduit **out, const struct conduit_uri *uri,
+                                       const struct conduit_options *opts);
+
+/*
+ * Listen on `uri` (parsed with CONDUIT_URI_LISTEN: "*" is allowed). Binds
+ * or publishes before returning, so clients can connect at once. Errors as
+ * conduit_connect, and EADDRINUSE.
+ */
+CONDUIT_EXPORT int conduit_listen(struct conduit_listener **out, const char *uri,
+                                  const struct conduit_options *opts);
+CONDUIT_EXPORT int conduit_listen_uri(struct conduit_listener **out, const struct conduit_uri *uri,
+                                      const struct conduit_options *opts);
+
+/*
+ * Take the next connection. Blocking listeners wait (at most the listener's
+ * timeout: -CONDUIT_ETIMEDOUT); non-blocking ones return -CONDUIT_EAGAIN.
+ * A non-blocking listener: poll conduit_listener_fd for POLLIN, then call
+ * conduit_accept until it returns -CONDUIT_EAGAIN. vchan clients are
+ * answered from here (the rendezvous, and the local platform's hand-over):
+ * a vchan client's conduit_connect completes only while its server is in
+ * conduit_accept or polling the listener. A blocking listener
+ * finishes a TLS handshake before returning (within its timeout, or
+ * CONDUIT_CONNECT_TIMEOUT_MS); a non-blocking one leaves it to the first
+ * read or write. A connection that failed before it was handed out gives
+ * its error here (ETLS, ECERT, ...; the listener itself is still usable);
+ * conduit_listener_last_error says why.
+ */
+CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **out);
+
+/* A descriptor that polls readable when conduit_accept may have work. Owned by l. */
+CONDUIT_EXPORT int conduit_listener_fd(struct conduit_listener *l);
+
+/* Message for the last error on a listener ("" if none); owned by it. */
+CONDUIT_EXPORT const char *conduit_listener_last_error(const struct conduit_listener *l);
+
+/* Stop listening and release everything (unpublish, unlink). NULL ok. */
+CONDUIT_EXPORT void conduit_listener_close(struct conduit_listener *l);
+
+/*
+ * Read up to `len` (> 0) bytes. 0 with *nread > 0: data; 0 with *nread == 0:
+ * end-of-file, the peer finished sending and everything it sent has been
+ * read. Errors: EAGAIN (non-blocking), ETIMEDOUT, ECONNRESET, EPROTO, ETLS,
+ * EIO. Blocking mode returns as soon as some data is there.
+ */
+CONDUIT_EXPORT int conduit_read(struct conduit *c, void *buf, size_t len, size_t *nread);
+
+/*
+ * Write `len` bytes. Blocking mode writes them all unless an error or the
+ * timeout stops it; non-blocking mode writes what fits now (-CONDUIT_EAGAIN
+ * when nothing did). *nwritten is set in every case, also on error. Errors:
+ * EAGAIN, ETIMEDOUT, EPIPE (the peer closed), ECONNRESET, ESHUTDOWN (after
+ * conduit_shutdown), EPROTO, ETLS, EIO.
+ */
+CONDUIT_EXPORT int conduit_write(struct conduit *c, const void *buf, size_t len, size_t *nwritten);
+
+/*
+ * End our direction: the peer reads end-of-file once it has read what we
+ * wrote; we can still read. TCP and UNIX: shutdown(SHUT_WR). TLS:
+ * close_notify, then the transport's own half-close where it has one (over
+ * vchan, close_notify alone carries it). Non-blocking mode may return
+ * -CONDUIT_EAGAIN: call it again when conduit_poll_events says the
+ * connection is writable. Later writes fail with -CONDUIT_ESHUTDOWN.
+ *
+ * Plain vchan has no half-close on the wire (DESIGN.md): conduit_shutdown
+ * returns -CONDUIT_ENOTSUP there and changes nothing. The end of a vchan
+ * stream is its close. To lose nothing, wait until the peer has consumed
+ * what we wrote (conduit_unconsumed() == 0; CONDUIT_WANT_DRAIN), then
+ * conduit_close.
+ */
+CONDUIT_EXPORT int conduit_shutdown(struct conduit *c);
+
+/* Close and release everything. Unread data is dropped; NULL ok. */
+CONDUIT_EXPORT void conduit_close(struct conduit *c);
+
+/*
+ * A descriptor to poll for this connection (owned by it), with the events
+ * conduit_poll_events gives. Stacked layers (TLS) share their transport's.
+ */
+CONDUIT_EXPORT int conduit_fd(struct conduit *c);
+
+/* What conduit_poll_events is asked to wait for. */
+#define CONDUIT_WANT_READ 0x1u  /* data or end-of-file to read */
+#define CONDUIT_WANT_WRITE 0x2u /* room to write */
+#define CONDUIT_WANT_DRAIN 0x4u /* the peer has consumed all we wrote (vchan) */
+
+/*
+ * Before sleeping in poll() on conduit_fd: say what you are waiting for.
+ * Returns 1 when it is possible now (do not sleep: read, write, ...), 0
+ * when *events holds the poll(2) events to wait for on conduit_fd, or a
+ * negative code. It consumes the transport's pending notifications (vchan
+ * events), so call it before every poll, and only then: a descriptor that
+ * polled readable stays so until this is called. CONDUIT_WANT_DRAIN is
+ * ready at once on transports other than vchan.
+ */
+CONDUIT_EXPORT int conduit_poll_events(struct conduit *c, unsigned want, short *events);
+
+/*
+ * Bytes we wrote that the peer has not read yet, as far as this side can
+ * know: vchan: what is still in the ring; TCP, UNIX: the socket's send queue
+ * (SIOCOUTQ); TLS: its own buffer plus its transport's.
+ */
+CONDUIT_EXPORT int conduit_unconsumed(struct conduit *c, size_t *n);
+
+/* Switch between blocking and non-blocking I/O. */
+CONDUIT_EXPORT void conduit_set_nonblocking(struct conduit *c, bool nonblocking);
+/* I/O timeout of blocking reads and writes in ms; 0: none. */
+CONDUIT_EXPORT void conduit_set_timeout(struct conduit *c, int timeout_ms);
+
+/*
+ * Message for the last error on `c` ("" if none), owned by it. With NULL:
+ * this thread's last failed conduit_connect or conduit_listen.
+ */
+CONDUIT_EXPORT const char *conduit_last_error(const struct conduit *c);
+
+/*
+ * One line about the connection, owned by it: transport, addresses or
+ * domains, ring sizes, TLS version and cipher. For logs (vchan-cat -v).
+ */
+CONDUIT_EXPORT const char *conduit_info(const struct conduit *c);
+
+/*
+ * True for usage errors: decided before any I/O (bad URI, unsupported
+ * layer, bad argument), as opposed to run-time failures.
+ */
+CONDUIT_EXPORT bool conduit_err_is_usage(int err);
 
 #ifdef __cplusplus
 }

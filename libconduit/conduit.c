@@ -1,0 +1,892 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The connection API: connect, listen, accept, read, write, shutdown,
+ * close. Layers (internal.h) never block; this file alone waits, through
+ * poll_events and poll() on the connection's descriptor, so that blocking
+ * mode and every timeout behave the same on all transports.
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "libconduit/internal.h"
+
+/* A blocking accept looks at its pending work at least this often. */
+#define ACCEPT_TICK_MS 250
+
+/* This thread's last failed connect or listen: conduit_last_error(NULL). */
+static _Thread_local char last_failure[CONDUIT__MSG_MAX];
+
+/* ------------------------------------------------------------ helpers */
+
+uint64_t conduit__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t conduit__deadline(int timeout_ms)
+{
+    return timeout_ms > 0 ? conduit__now_ms() + (uint64_t)timeout_ms : 0;
+}
+
+int conduit__remaining(uint64_t deadline)
+{
+    uint64_t now;
+
+    if (deadline == 0) {
+        return -1;
+    }
+    now = conduit__now_ms();
+    if (now >= deadline) {
+        return 0;
+    }
+    return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
+}
+
+void conduit__sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+int conduit__random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -CONDUIT_EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+bool conduit__nonce_valid(const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < CONDUIT__NONCE_LEN; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return s[i] == '\0';
+}
+
+int conduit__nonce_new(char nonce[CONDUIT__NONCE_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t raw[CONDUIT__NONCE_LEN / 2];
+    size_t i;
+
+    if (conduit__random(raw, sizeof(raw)) < 0) {
+        return -CONDUIT_EIO;
+    }
+    for (i = 0; i < sizeof(raw); i++) {
+        nonce[2 * i] = hex[raw[i] >> 4];
+        nonce[2 * i + 1] = hex[raw[i] & 0xf];
+    }
+    nonce[CONDUIT__NONCE_LEN] = '\0';
+    return 0;
+}
+
+void conduit__fmt(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static void call_log(struct conduit__err *e, enum conduit_log_level level, const char *fmt, ...)
+    CONDUIT__PRINTF(3, 4);
+
+static void call_log(struct conduit__err *e, enum conduit_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    e->log(e->log_ctx, level, fmt, ap);
+    va_end(ap);
+}
+
+int conduit__errorf(struct conduit__err *e, int code, const char *fmt, ...)
+{
+    char body[CONDUIT__MSG_MAX];
+    va_list ap;
+
+    if (!e) {
+        return -code;
+    }
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    if (e->name[0] != '\0') {
+        conduit__fmt(e->msg, sizeof(e->msg), "%s: %s", e->name, body);
+    } else {
+        snprintf(e->msg, sizeof(e->msg), "%s", body);
+    }
+    if (e->log) {
+        call_log(e, CONDUIT_LOG_ERROR, "%s", e->msg);
+    }
+    return -code;
+}
+
+void conduit__logf(struct conduit__err *e, enum conduit_log_level level, const char *fmt, ...)
+{
+    char body[CONDUIT__MSG_MAX];
+    va_list ap;
+
+    if (!e || !e->log) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    if (e->name[0] != '\0') {
+        call_log(e, level, "%s: %s", e->name, body);
+    } else {
+        call_log(e, level, "%s", body);
+    }
+}
+
+bool conduit_err_is_usage(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case CONDUIT_EINVAL:
+    case CONDUIT_ESYNTAX:
+    case CONDUIT_ESCHEME:
+    case CONDUIT_EOPTION:
+    case CONDUIT_ERANGE:
+    case CONDUIT_EWILDCARD:
+    case CONDUIT_ENOTSUP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void conduit__layer_close_all(struct conduit__layer *top)
+{
+    while (top) {
+        struct conduit__layer *next = top->next;
+
+        top->ops->close(top);
+        top = next;
+    }
+}
+
+void conduit__layer_set_err(struct conduit__layer *top, struct conduit__err *err)
+{
+    for (; top; top = top->next) {
+        top->err = err;
+    }
+}
+
+/* "tls://host:443", "unix:///run/x", "vchan://3/svc": the URI without its options. */
+static void endpoint_name(const struct conduit_uri *u, char *buf, size_t len)
+{
+    const char *transport = conduit_transport_name(u->transport);
+    char scheme[32];
+
+    if (u->layer == CONDUIT_LAYER_NONE) {
+        snprintf(scheme, sizeof(scheme), "%s", transport);
+    } else if (u->layer == CONDUIT_LAYER_TLS && u->transport == CONDUIT_TRANSPORT_TCP) {
+        snprintf(scheme, sizeof(scheme), "tls");
+    } else {
+        snprintf(scheme, sizeof(scheme), "%s+%s", conduit_layer_name(u->layer), transport);
+    }
+    /* Truncation below only shortens a message. */
+    switch (u->transport) {
+    case CONDUIT_TRANSPORT_TCP:
+        if (u->tcp.host == NULL) {
+            snprintf(buf, len, "%s://*:%u", scheme, (unsigned)u->tcp.port);
+        } else if (strchr(u->tcp.host, ':') != NULL) {
+            snprintf(buf, len, "%s://[%s]:%u", scheme, u->tcp.host, (unsigned)u->tcp.port);
+        } else {
+            snprintf(buf, len, "%s://%s:%u", scheme, u->tcp.host, (unsigned)u->tcp.port);
+        }
+        break;
+    case CONDUIT_TRANSPORT_UNIX:
+        snprintf(buf, len, "%s://%s", scheme, u->un.path);
+        break;
+    case CONDUIT_TRANSPORT_VCHAN:
+        if (u->vchan.domid == CONDUIT_DOMID_ANY) {
+            snprintf(buf, len, "%s://*/%s", scheme, u->vchan.port);
+        } else if (u->vchan.domid == CONDUIT_DOMID_NAMED) {
+            snprintf(buf, len, "%s://%s/%s", scheme, u->vchan.domain_name, u->vchan.port);
+        } else {
+            snprintf(buf, len, "%s://%d/%s", scheme, u->vchan.domid, u->vchan.port);
+        }
+        break;
+    }
+}
+
+static void copy_out(char *dst, size_t len, const char *msg)
+{
+    if (dst && len > 0) {
+        snprintf(dst, len, "%s", msg);
+    }
+}
+
+/* Remember why a constructor failed: this thread's slot and the caller's buffer. */
+static int failed(const struct conduit__err *e, const struct conduit_options *opts, int rc)
+{
+    const char *msg = e->msg[0] != '\0' ? e->msg : conduit_strerror(rc);
+
+    snprintf(last_failure, sizeof(last_failure), "%s", msg);
+    if (opts) {
+        copy_out(opts->errbuf, opts->errbuf_len, msg);
+    }
+    return rc;
+}
+
+static int effective_timeout(const struct conduit_uri *u, const struct conduit_options *opts)
+{
+    if (opts && opts->timeout_ms > 0) {
+        return opts->timeout_ms;
+    }
+    return (u->options & CONDUIT_URI_OPT_TIMEOUT) ? u->timeout_ms : 0;
+}
+
+/* Checks of a URI that need no I/O: usage errors. */
+static int check_uri(struct conduit__err *e, const struct conduit_uri *u, bool listen,
+                     const struct conduit_options *opts)
+{
+    if (u->layer == CONDUIT_LAYER_SODIUM) {
+        return conduit__errorf(e, CONDUIT_ENOTSUP, "layer 'sodium' is not supported yet");
+    }
+    if (!listen &&
+        ((u->transport == CONDUIT_TRANSPORT_TCP && u->tcp.host == NULL) ||
+         (u->transport == CONDUIT_TRANSPORT_VCHAN && u->vchan.domid == CONDUIT_DOMID_ANY))) {
+        return conduit__errorf(e, CONDUIT_EWILDCARD,
+                               "'*' (any address) can only be listened on, not connected to");
+    }
+    if (u->layer != CONDUIT_LAYER_TLS && opts &&
+        (opts->ca != NULL || opts->cert != NULL || opts->key != NULL)) {
+        return conduit__errorf(e, CONDUIT_EOPTION,
+                               "TLS files (ca, cert, key) given for a URI "
+                               "without TLS");
+    }
+    /* Only a TCP host is a name a certificate can be checked against. */
+    if (!listen && u->layer == CONDUIT_LAYER_TLS && u->tls.verify && !u->tls.servername &&
+        u->transport != CONDUIT_TRANSPORT_TCP) {
+        return conduit__errorf(e, CONDUIT_EOPTION,
+                               "tls+%s needs servername= to verify the server's certificate (or "
+                               "verify=0 to turn verification off)",
+                               conduit_transport_name(u->transport));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ waiting */
+
+static const char *want_text(unsigned want, bool handshake)
+{
+    if (handshake) {
+        return "waiting for the TLS handshake";
+    }
+    if (want & CONDUIT_WANT_DRAIN) {
+        return "waiting for the peer to consume our data";
+    }
+    return want & CONDUIT_WANT_WRITE ? "waiting for room to write" : "waiting for data";
+}
+
+/* Sleep until the top layer says `want` can progress, or the deadline (0: none). */
+static int wait_ready(struct conduit *c, unsigned want, uint64_t deadline, int timeout_ms)
+{
+    for (;;) {
+        struct pollfd p = {.fd = -1};
+        short events = 0;
+        int rc, ms;
+
+        rc = c->top->ops->poll_events(c->top, want, &events);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc > 0) {
+            return 0;
+        }
+        ms = conduit__remaining(deadline);
+        if (ms == 0) {
+            return conduit__errorf(&c->err, CONDUIT_ETIMEDOUT, "timed out after %.3f s %s",
+                                   timeout_ms / 1000.0, want_text(want, !c->handshaken));
+        }
+        p.fd = c->top->ops->fd(c->top);
+        p.events = events;
+        if (p.fd < 0) {
+            return conduit__errorf(&c->err, CONDUIT_EIO, "connection has no descriptor to wait on");
+        }
+        rc = poll(&p, 1, ms);
+        if (rc < 0 && errno != EINTR) {
+            return conduit__errorf(&c->err, CONDUIT_EIO, "poll: %s", strerror(errno));
+        }
+        if (rc > 0 && (p.revents & POLLNVAL)) {
+            return conduit__errorf(&c->err, CONDUIT_EIO, "poll: descriptor %d is not open", p.fd);
+        }
+        if (rc > 0) {
+            return 0; /* something happened: the caller tries again */
+        }
+    }
+}
+
+/* One non-blocking step of the handshake, if the stack has one. */
+static int handshake_step(struct conduit *c)
+{
+    int rc;
+
+    if (c->handshaken || !c->top->ops->handshake) {
+        c->handshaken = true;
+        return 0;
+    }
+    rc = c->top->ops->handshake(c->top);
+    if (rc == 0) {
+        c->handshaken = true;
+    }
+    return rc;
+}
+
+/* The whole handshake, blocking, by `deadline`. */
+static int handshake_all(struct conduit *c, uint64_t deadline, int timeout_ms)
+{
+    for (;;) {
+        int rc = handshake_step(c);
+
+        if (rc != -CONDUIT_EAGAIN) {
+            return rc;
+        }
+        if ((rc = wait_ready(c, CONDUIT_WANT_READ, deadline, timeout_ms)) < 0) {
+            return rc;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ connect */
+
+CONDUIT_EXPORT int conduit_connect_uri(struct conduit **out, const struct conduit_uri *u,
+                                       const struct conduit_options *opts)
+{
+    struct conduit__connect_args a = {.uri = u, .opts = opts};
+    struct conduit__layer *lower = NULL, *tls = NULL;
+    struct conduit *c;
+    int timeout, rc;
+
+    if (!out) {
+        return -CONDUIT_EINVAL;
+    }
+    *out = NULL;
+    if (!u) {
+        snprintf(last_failure, sizeof(last_failure), "no URI given");
+        return -CONDUIT_EINVAL;
+    }
+    if (!(c = calloc(1, sizeof(*c)))) {
+        snprintf(last_failure, sizeof(last_failure), "out of memory");
+        return -CONDUIT_ENOMEM;
+    }
+    endpoint_name(u, c->err.name, sizeof(c->err.name));
+    if (opts) {
+        c->err.log = opts->log;
+        c->err.log_ctx = opts->log_ctx;
+    }
+    if ((rc = check_uri(&c->err, u, false, opts)) < 0) {
+        goto out;
+    }
+    timeout = effective_timeout(u, opts);
+    a.timeout_ms = timeout > 0 ? timeout : CONDUIT_CONNECT_TIMEOUT_MS;
+    a.deadline = conduit__deadline(a.timeout_ms);
+    /* TLS first: a missing CA file is reported before anything goes on the wire. */
+    if (u->layer == CONDUIT_LAYER_TLS && (rc = conduit__tls_client(&c->err, &a, NULL, &tls)) < 0) {
+        goto out;
+    }
+    switch (u->transport) {
+    case CONDUIT_TRANSPORT_TCP:
+        rc = conduit__tcp_connect(&c->err, &a, &lower);
+        break;
+    case CONDUIT_TRANSPORT_UNIX:
+        rc = conduit__unix_connect(&c->err, &a, &lower);
+        break;
+    case CONDUIT_TRANSPORT_VCHAN:
+        rc = conduit__vchan_connect(&c->err, &a, &lower);
+        break;
+    default:
+        rc = conduit__errorf(&c->err, CONDUIT_ESCHEME, "unknown transport");
+        break;
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    if (tls) {
+        tls->next = lower;
+        c->top = tls;
+    } else {
+        c->top = lower;
+    }
+    tls = lower = NULL;
+    if ((rc = handshake_all(c, a.deadline, a.timeout_ms)) < 0) {
+        goto out;
+    }
+    c->timeout_ms = timeout;
+    c->nonblocking = opts && opts->nonblocking;
+    c->err.msg[0] = '\0';
+    *out = c;
+    return 0;
+out:
+    failed(&c->err, opts, rc);
+    conduit__layer_close_all(c->top);
+    conduit__layer_close_all(tls);
+    conduit__layer_close_all(lower);
+    free(c);
+    return rc;
+}
+
+CONDUIT_EXPORT int conduit_connect(struct conduit **out, const char *uri,
+                                   const struct conduit_options *opts)
+{
+    struct conduit_uri *u = NULL;
+    char err[CONDUIT__MSG_MAX];
+    int rc;
+
+    if (!out) {
+        return -CONDUIT_EINVAL;
+    }
+    *out = NULL;
+    rc = conduit_uri_parse(uri ? uri : "", 0, &u, err, sizeof(err));
+    if (rc < 0) {
+        struct conduit__err e = {.msg = ""};
+
+        conduit__fmt(e.msg, sizeof(e.msg), "%s: %s", uri ? uri : "(null)", err);
+        return failed(&e, opts, rc);
+    }
+    rc = conduit_connect_uri(out, u, opts);
+    conduit_uri_free(u);
+    return rc;
+}
+
+/* ------------------------------------------------------------ I/O */
+
+CONDUIT_EXPORT int conduit_read(struct conduit *c, void *buf, size_t len, size_t *nread)
+{
+    uint64_t deadline;
+    int rc;
+
+    if (nread) {
+        *nread = 0;
+    }
+    if (!c || !buf || !len || !nread) {
+        return -CONDUIT_EINVAL;
+    }
+    deadline = c->nonblocking ? 0 : conduit__deadline(c->timeout_ms);
+    for (;;) {
+        rc = handshake_step(c);
+        if (rc == 0) {
+            rc = c->top->ops->read(c->top, buf, len, nread);
+        }
+        if (rc != -CONDUIT_EAGAIN || c->nonblocking) {
+            return rc;
+        }
+        if ((rc = wait_ready(c, CONDUIT_WANT_READ, deadline, c->timeout_ms)) < 0) {
+            return rc;
+        }
+    }
+}
+
+CONDUIT_EXPORT int conduit_write(struct conduit *c, const void *buf, size_t len, size_t *nwritten)
+{
+    uint64_t deadline;
+    size_t done = 0;
+    int rc;
+
+    if (nwritten) {
+        *nwritten = 0;
+    }
+    if (!c || (!buf && len) || !nwritten) {
+        return -CONDUIT_EINVAL;
+    }
+    if (c->shut || c->shutting) {
+        return conduit__errorf(&c->err, CONDUIT_ESHUTDOWN,
+                               "cannot write: the write side was shut down");
+    }
+    deadline = c->nonblocking ? 0 : conduit__deadline(c->timeout_ms);
+    while (done < len) {
+        size_t n = 0;
+
+        rc = handshake_step(c);
+        if (rc == 0) {
+            rc = c->top->ops->write(c->top, (const uint8_t *)buf + done, len - done, &n);
+            done += n;
+            *nwritten = done;
+            if (rc == 0 && n == 0) {
+                rc = -CONDUIT_EAGAIN; /* no progress is the same as would-block */
+            }
+        }
+        if (rc == 0) {
+            if (c->nonblocking) {
+                return 0;
+            }
+            continue;
+        }
+        if (rc != -CONDUIT_EAGAIN) {
+            return rc;
+        }
+        if (c->nonblocking) {
+            return done > 0 ? 0 : -CONDUIT_EAGAIN;
+        }
+        if ((rc = wait_ready(c, CONDUIT_WANT_WRITE, deadline, c->timeout_ms)) < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+CONDUIT_EXPORT int conduit_shutdown(struct conduit *c)
+{
+    uint64_t deadline;
+    int rc;
+
+    if (!c) {
+        return -CONDUIT_EINVAL;
+    }
+    if (c->shut) {
+        return 0;
+    }
+    deadline = c->nonblocking ? 0 : conduit__deadline(c->timeout_ms);
+    for (;;) {
+        rc = handshake_step(c);
+        if (rc == 0) {
+            rc = c->top->ops->shutdown(c->top);
+        }
+        if (rc == 0) {
+            c->shut = true;
+            c->shutting = false;
+            return 0;
+        }
+        if (rc == -CONDUIT_ENOTSUP) {
+            return conduit__errorf(&c->err, CONDUIT_ENOTSUP,
+                                   "vchan has no half-close: close the connection once the peer "
+                                   "has consumed what was written");
+        }
+        if (rc != -CONDUIT_EAGAIN) {
+            return rc;
+        }
+        c->shutting = c->handshaken;
+        if (c->nonblocking) {
+            return rc;
+        }
+        if ((rc = wait_ready(c, c->handshaken ? CONDUIT_WANT_WRITE : CONDUIT_WANT_READ, deadline,
+                             c->timeout_ms)) < 0) {
+            return rc;
+        }
+    }
+}
+
+CONDUIT_EXPORT void conduit_close(struct conduit *c)
+{
+    if (c) {
+        conduit__layer_close_all(c->top);
+        free(c);
+    }
+}
+
+CONDUIT_EXPORT int conduit_fd(struct conduit *c)
+{
+    if (!c) {
+        return -CONDUIT_EINVAL;
+    }
+    return c->top->ops->fd(c->top);
+}
+
+CONDUIT_EXPORT int conduit_poll_events(struct conduit *c, unsigned want, short *events)
+{
+    if (events) {
+        *events = 0;
+    }
+    if (!c || !events) {
+        return -CONDUIT_EINVAL;
+    }
+    return c->top->ops->poll_events(c->top, want, events);
+}
+
+CONDUIT_EXPORT int conduit_unconsumed(struct conduit *c, size_t *n)
+{
+    if (n) {
+        *n = 0;
+    }
+    if (!c || !n) {
+        return -CONDUIT_EINVAL;
+    }
+    return c->top->ops->unconsumed(c->top, n);
+}
+
+CONDUIT_EXPORT void conduit_set_nonblocking(struct conduit *c, bool nonblocking)
+{
+    if (c) {
+        c->nonblocking = nonblocking;
+    }
+}
+
+CONDUIT_EXPORT void conduit_set_timeout(struct conduit *c, int timeout_ms)
+{
+    if (c) {
+        c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    }
+}
+
+CONDUIT_EXPORT const char *conduit_last_error(const struct conduit *c)
+{
+    return c ? c->err.msg : last_failure;
+}
+
+/* Layers describe themselves bottom first: "tcp ... ; TLSv1.3 ...". */
+static void describe(struct conduit__layer *l, char *buf, size_t len)
+{
+    size_t used;
+
+    if (!l) {
+        return;
+    }
+    describe(l->next, buf, len);
+    used = strlen(buf);
+    if (used > 0 && used + 2 < len) {
+        memcpy(buf + used, "; ", 3);
+        used += 2;
+    }
+    if (l->ops->info && used < len) {
+        l->ops->info(l, buf + used, len - used);
+    }
+}
+
+CONDUIT_EXPORT const char *conduit_info(const struct conduit *cc)
+{
+    /* The buffer belongs to the handle; describing it changes nothing else. */
+    struct conduit *c = (struct conduit *)cc;
+
+    if (!c) {
+        return "";
+    }
+    c->info[0] = '\0';
+    describe(c->top, c->info, sizeof(c->info));
+    return c->info;
+}
+
+/* ------------------------------------------------------------ listen */
+
+CONDUIT_EXPORT int conduit_listen_uri(struct conduit_listener **out, const struct conduit_uri *u,
+                                      const struct conduit_options *opts)
+{
+    struct conduit_listener *l;
+    int rc;
+
+    if (!out) {
+        return -CONDUIT_EINVAL;
+    }
+    *out = NULL;
+    if (!u) {
+        snprintf(last_failure, sizeof(last_failure), "no URI given");
+        return -CONDUIT_EINVAL;
+    }
+    if (!(l = calloc(1, sizeof(*l)))) {
+        snprintf(last_failure, sizeof(last_failure), "out of memory");
+        return -CONDUIT_ENOMEM;
+    }
+    endpoint_name(u, l->err.name, sizeof(l->err.name));
+    if (opts) {
+        l->err.log = opts->log;
+        l->err.log_ctx = opts->log_ctx;
+    }
+    l->layer = u->layer;
+    l->transport = u->transport;
+    l->nonblocking = opts && opts->nonblocking;
+    l->timeout_ms = effective_timeout(u, opts);
+    l->io_timeout_ms = l->timeout_ms;
+    if ((rc = check_uri(&l->err, u, true, opts)) < 0) {
+        goto out;
+    }
+    if (u->layer == CONDUIT_LAYER_TLS && (rc = conduit__tls_listen(l, u, opts)) < 0) {
+        goto out;
+    }
+    switch (u->transport) {
+    case CONDUIT_TRANSPORT_TCP:
+        rc = conduit__tcp_listen(l, u);
+        break;
+    case CONDUIT_TRANSPORT_UNIX:
+        rc = conduit__unix_listen(l, u);
+        break;
+    case CONDUIT_TRANSPORT_VCHAN:
+        rc = conduit__vchan_listen(l, u, opts);
+        break;
+    default:
+        rc = conduit__errorf(&l->err, CONDUIT_ESCHEME, "unknown transport");
+        break;
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    l->err.msg[0] = '\0';
+    *out = l;
+    return 0;
+out:
+    failed(&l->err, opts, rc);
+    conduit__tls_listen_free(l);
+    free(l);
+    return rc;
+}
+
+CONDUIT_EXPORT int conduit_listen(struct conduit_listener **out, const char *uri,
+                                  const struct conduit_options *opts)
+{
+    struct conduit_uri *u = NULL;
+    char err[CONDUIT__MSG_MAX];
+    int rc;
+
+    if (!out) {
+        return -CONDUIT_EINVAL;
+    }
+    *out = NULL;
+    rc = conduit_uri_parse(uri ? uri : "", CONDUIT_URI_LISTEN, &u, err, sizeof(err));
+    if (rc < 0) {
+        struct conduit__err e = {.msg = ""};
+
+        conduit__fmt(e.msg, sizeof(e.msg), "%s: %s", uri ? uri : "(null)", err);
+        return failed(&e, opts, rc);
+    }
+    rc = conduit_listen_uri(out, u, opts);
+    conduit_uri_free(u);
+    return rc;
+}
+
+/* Wait for the listener's descriptor, at most `ms` (-1: no limit). */
+static int wait_listener(struct conduit_listener *l, int ms)
+{
+    struct pollfd p = {.fd = l->ops->fd(l), .events = POLLIN};
+
+    if (poll(&p, 1, ms) < 0 && errno != EINTR) {
+        return conduit__errorf(&l->err, CONDUIT_EIO, "poll: %s", strerror(errno));
+    }
+    return 0;
+}
+
+CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **out)
+{
+    struct conduit__layer *lower = NULL, *top = NULL;
+    char peer[CONDUIT__NAME_MAX] = "";
+    uint64_t deadline;
+    struct conduit *c;
+    int rc;
+
+    if (!out) {
+        return -CONDUIT_EINVAL;
+    }
+    *out = NULL;
+    if (!l) {
+        return -CONDUIT_EINVAL;
+    }
+    if (!(c = calloc(1, sizeof(*c)))) {
+        return conduit__errorf(&l->err, CONDUIT_ENOMEM, "out of memory");
+    }
+    c->err.log = l->err.log;
+    c->err.log_ctx = l->err.log_ctx;
+    deadline = l->nonblocking ? 0 : conduit__deadline(l->timeout_ms);
+    for (;;) {
+        int ms, tick;
+
+        rc = l->ops->accept(l, &c->err, &lower, peer, sizeof(peer));
+        if (rc != -CONDUIT_EAGAIN || l->nonblocking) {
+            break;
+        }
+        ms = conduit__remaining(deadline);
+        if (ms == 0) {
+            rc = conduit__errorf(&l->err, CONDUIT_ETIMEDOUT,
+                                 "timed out: no client connected within %.3f s",
+                                 l->timeout_ms / 1000.0);
+            break;
+        }
+        tick = l->ops->tick_ms ? l->ops->tick_ms(l) : -1;
+        if (tick < 0) {
+            tick = ACCEPT_TICK_MS * 4;
+        }
+        if (ms < 0 || tick < ms) {
+            ms = tick;
+        }
+        if ((rc = wait_listener(l, ms)) < 0) {
+            break;
+        }
+    }
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    if (l->layer == CONDUIT_LAYER_TLS) {
+        conduit__fmt(c->err.name, sizeof(c->err.name), "tls%s%s",
+                     l->transport == CONDUIT_TRANSPORT_TCP ? "" : "+",
+                     l->transport == CONDUIT_TRANSPORT_TCP ? peer + 3 : peer);
+        if ((rc = conduit__tls_server(l, &c->err, lower, &top)) < 0) {
+            conduit__layer_close_all(lower);
+            goto fail;
+        }
+    } else {
+        snprintf(c->err.name, sizeof(c->err.name), "%s", peer);
+        top = lower;
+    }
+    c->top = top;
+    c->nonblocking = l->nonblocking;
+    c->timeout_ms = l->io_timeout_ms;
+    if (!l->nonblocking) {
+        int t = l->timeout_ms > 0 ? l->timeout_ms : CONDUIT_CONNECT_TIMEOUT_MS;
+
+        if ((rc = handshake_all(c, conduit__deadline(t), t)) < 0) {
+            conduit__layer_close_all(top);
+            goto fail;
+        }
+    }
+    *out = c;
+    return 0;
+fail:
+    /* The listener goes on; its last error says what became of this connection. */
+    snprintf(l->err.msg, sizeof(l->err.msg), "%s", c->err.msg);
+    free(c);
+    return rc;
+}
+
+CONDUIT_EXPORT int conduit_listener_fd(struct conduit_listener *l)
+{
+    return l ? l->ops->fd(l) : -CONDUIT_EINVAL;
+}
+
+CONDUIT_EXPORT const char *conduit_listener_last_error(const struct conduit_listener *l)
+{
+    return l ? l->err.msg : "";
+}
+
+CONDUIT_EXPORT void conduit_listener_close(struct conduit_listener *l)
+{
+    if (l) {
+        if (l->ops) {
+            l->ops->close(l);
+        }
+        conduit__tls_listen_free(l);
+        free(l);
+    }
+}

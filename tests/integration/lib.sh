@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: ISC
+#
+# Shared by the integration tests that talk to real peers (tls.sh,
+# socat.sh, accept.sh): a private directory, PASS/FAIL bookkeeping, free
+# loopback ports, waiting for a listener. Source it after setting NAME.
+# Every process the tests start runs under `timeout`.
+
+builddir=${top_builddir:-.}
+CAT=$builddir/dom0/vchan-cat
+ECHO_SERVER=$builddir/examples/echo-server
+ECHO_CLIENT=$builddir/examples/echo-client
+if [ ! -x "$CAT" ]; then
+    echo "FAIL: $CAT not found or not executable: build it first (make)" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vchan-$NAME.XXXXXX") || exit 1
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do
+        kill -9 "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The local vchan platform in a private rendezvous directory.
+export VCHAN_DIR=$tmp/run
+mkdir -m 700 "$VCHAN_DIR"
+export VCHAN_PLATFORM=local
+unset VCHAN_DOMID
+
+# Every process runs under this; -w bounds each of vchan-cat's own waits.
+LIMIT=(timeout -k 5 40)
+
+failures=0
+pass() { echo "PASS: $*"; }
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# Show files (stderr of processes), indented, when a case fails.
+show_err() {
+    local f
+    for f in "$@"; do
+        if [ -s "$f" ]; then
+            sed 's/^/      /' "$f" | head -n 20
+        fi
+    done
+}
+
+# Is TCP port $1 in use locally: in state $2 (hex, 0A = LISTEN), or any state without $2?
+port_state() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v p=":$hex" -v st="${2:-}" '(st == "" || $4 == st) && substr($2, length($2) - 4) == p {
+        found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+listening() { port_state "$1" 0A; }
+
+# A TCP port unused now, below the kernel's ephemeral range (so no client
+# connection of ours, or its TIME_WAIT, holds it); tests race only with
+# themselves here.
+free_port() {
+    local p lo
+    lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    lo=${lo:-32768}
+    while :; do
+        p=$(( (RANDOM * 32768 + RANDOM) % (lo - 10000) + 10000 ))
+        port_state "$p" || { echo "$p"; return; }
+    done
+}
+
+# wait_listen PORT PID: until something listens on PORT (or PID died); 10 s at most.
+wait_listen() {
+    local i
+    for i in $(seq 1 200); do
+        listening "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# wait_file PATH: until it exists; 10 s at most.
+wait_file() {
+    local i
+    for i in $(seq 1 200); do
+        [ -e "$1" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+finish() {
+    if [ "$failures" -gt 0 ]; then
+        echo "$NAME.sh: $failures case(s) FAILED"
+        exit 1
+    fi
+    echo "$NAME.sh: all cases passed"
+    exit 0
+}
