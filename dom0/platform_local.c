@@ -1155,9 +1155,15 @@ static int local_map(void *p, const uint32_t *refs, size_t npages, bool writable
     if (st->server || !st->looked_up) {
         return vchan__errorf(st->v, VCHAN_EINVAL, "map: bad state");
     }
-    if (npages == 0 || npages > st->npages || notify_offset >= (int)PAGE) {
+    if (npages == 0 || notify_offset >= (int)PAGE) {
         return vchan__errorf(st->v, VCHAN_EINVAL, "map: bad page count %zu or offset %d", npages,
                              notify_offset);
+    }
+    /* The count comes from the server's ring orders: more than it shared is its fault. */
+    if (npages > st->npages) {
+        return vchan__errorf(st->v, VCHAN_EPROTO,
+                             "vchan server at %s has a %zu-page ring but shared only %zu pages",
+                             st->path, npages, st->npages);
     }
     if (!(r = region_slot(st))) {
         return vchan__errorf(st->v, VCHAN_ENOMEM, "too many mapped regions");
