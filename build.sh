@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 DEPS=(
     build-essential autoconf automake libtool pkg-config make
     libxen-dev libssl-dev libsodium-dev libcunit1-dev
-    socat openssl valgrind clang coreutils
+    socat openssl valgrind clang libclang-rt-14-dev spin coreutils
 )
 
 JOBS=$(nproc 2>/dev/null || echo 2)
