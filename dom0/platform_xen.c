@@ -333,6 +333,8 @@ static void xen_close(void *p)
     if (x->gt) {
         xengnttab_close(x->gt);
     }
+    vchan__logf(x->v, VCHAN_LOG_DEBUG, "xen: closed the %s side of %s",
+                x->server ? "server" : "client", x->path[0] ? x->path : "a channel");
     vchan__hosted_free(x);
 }
 
@@ -392,6 +394,8 @@ static int xen_open(void **out, struct vchan *v, const struct vchan_config *cfg,
         goto out;
     }
     rc = setup_death_watch(x);
+    vchan__logf(v, VCHAN_LOG_DEBUG, "xen: %s for domain %d at %s", server ? "serving" : "client",
+                x->peer, x->path);
 out:
     if (rc) {
         xen_close(x);

@@ -32,6 +32,12 @@
  * was, and the time from the first byte to the end of input ("first to
  * last byte"), which leaves out connection set-up.
  *
+ *   xen-data stamp                  copy stdin's lines to stdout, each after
+ *                                   the CLOCK_MONOTONIC milliseconds at
+ *                                   which it was read (for timelines: one
+ *                                   process, where a shell loop would start
+ *                                   one per line)
+ *
  * Exit status: 0 match, 1 mismatch, too much data or I/O error, 2 usage.
  */
 #define _GNU_SOURCE
@@ -252,11 +258,25 @@ static int api_recv(uint64_t seed, uint64_t total, char **argv)
 }
 #endif
 
+static int stamp(void)
+{
+    char line[4096];
+
+    while (fgets(line, sizeof(line), stdin)) {
+        printf("%.0f %s", now() * 1000, line);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed, bytes, secs = 0;
     bool is_gen = argc >= 2 && strcmp(argv[1], "gen") == 0;
 
+    if (argc == 2 && strcmp(argv[1], "stamp") == 0) {
+        return stamp();
+    }
 #ifdef XEN_DATA_VCHAN
     if (argc == 7 && strcmp(argv[1], "vchan-recv") == 0 && parse_u64(argv[3], &bytes)) {
         return api_recv(name_seed(argv[2]), bytes, argv + 4);
@@ -265,7 +285,7 @@ int main(int argc, char **argv)
     if (argc < 4 || argc > (is_gen ? 5 : 4) || !parse_u64(argv[3], &bytes) ||
         (argc == 5 && !parse_u64(argv[4], &secs)) ||
         (!is_gen && strcmp(argv[1], "check") != 0)) {
-        fprintf(stderr, "usage: %s gen NAME BYTES [SECS] | check NAME BYTES\n", prog);
+        fprintf(stderr, "usage: %s gen NAME BYTES [SECS] | check NAME BYTES | stamp\n", prog);
         return 2;
     }
     seed = name_seed(argv[2]);

@@ -465,6 +465,7 @@ step_bad_xenstore() {
         if [ "$_srv" = dom0 ]; then _dir=$S0; _cli=$XT_DOMU; else _dir=$SU; _cli=0; fi
         _old_ifs=$IFS
         IFS='|'
+        # shellcheck disable=SC2086 # split on IFS=| on purpose
         set -- $XT_BAD_VALUES
         IFS=$_old_ifs
         # All entries are published at once, then tried one by one.
@@ -575,22 +576,34 @@ step_destroy() {
         return
     fi
     _r=$(xt_await domu-result 60)
+    # shellcheck disable=SC2086 # "PASSED FAILED": two words on purpose
     set -- $_r
     if [ "${2:-x}" = 0 ]; then
         vx_pass "destroy: the domU's steps before it: ${1} passed, 0 failed"
     else
         vx_fail "destroy: the domU's steps before it: ${1:-?} passed, ${2:-?} failed (see the domU's output)"
     fi
-    # $! is vchan-cat itself (busybox timeout execs it; the last of a
-    # pipeline), so its end is seen as it happens. -vv: the library's messages.
-    timeout $XT_STEP vchan-cat -vv -w $XT_W -l "vchan://$XT_PEER/destroy-u2d" </dev/null \
-        >/dev/null 2>/tmp/xt-err-destroy-u2d &
+    # Each vchan-cat's wrapper notes its exit status and the time it ended
+    # (polling with kill -0 would see a zombie that the shell has not
+    # reaped yet). -vv: the library's messages, stamped (ms) as they
+    # arrive, through a FIFO.
+    for _d in u2d d2u; do
+        rm -f "/tmp/xt-fifo-$_d" "/tmp/xt-end-destroy-$_d"
+        mkfifo "/tmp/xt-fifo-$_d"
+        xen-data stamp <"/tmp/xt-fifo-$_d" >"/tmp/xt-err-destroy-$_d" &
+    done
+    ( timeout $XT_STEP vchan-cat -vv -w $XT_W -l "vchan://$XT_PEER/destroy-u2d" </dev/null \
+        >/dev/null 2>/tmp/xt-fifo-u2d
+        echo $? >/tmp/xt-rc-destroy-u2d
+        xt_ms >/tmp/xt-end-destroy-u2d) &
     _recv=$!
     vx_wait_key "$S0/destroy-u2d/ring-ref" 30 >/dev/null
     xt_mark ready-destroy-u2d
     xt_await ready-destroy-d2u >/dev/null
-    timeout $XT_STEP cat /dev/zero |
-        vchan-cat -vv -w $XT_W "vchan://$XT_PEER/destroy-d2u" 2>/tmp/xt-err-destroy-d2u &
+    ( timeout $XT_STEP cat /dev/zero |
+        vchan-cat -vv -w $XT_W "vchan://$XT_PEER/destroy-d2u" 2>/tmp/xt-fifo-d2u
+        echo $? >/tmp/xt-rc-destroy-d2u
+        xt_ms >/tmp/xt-end-destroy-d2u) &
     _send=$!
     # When xenstored tells watchers that a domain went (for the log).
     xenstore-watch @releaseDomain | while read -r _l; do xt_ms; done >/tmp/xt-released &
@@ -604,29 +617,21 @@ step_destroy() {
         _i=$((_i + 1))
     done
     sleep 1
-    for _j in $_recv $_send; do
-        kill -0 "$_j" 2>/dev/null || vx_fail "destroy: a transfer ended before the destroy"
+    for _d in u2d d2u; do
+        [ ! -e "/tmp/xt-end-destroy-$_d" ] || vx_fail "destroy: $_d ended before the destroy"
     done
     _t0=$(xt_ms)
     xl destroy "$XT_PEER"
     _td=$(xt_ms)
-    # Poll both; read the clock only when one has ended (each read is a process).
-    _end_recv= _end_send= _i=0
-    while [ -z "$_end_recv" ] || [ -z "$_end_send" ]; do
-        [ -n "$_end_recv" ] || kill -0 "$_recv" 2>/dev/null || _end_recv=$(($(xt_ms) - _t0))
-        [ -n "$_end_send" ] || kill -0 "$_send" 2>/dev/null || _end_send=$(($(xt_ms) - _t0))
-        _i=$((_i + 1))
-        [ "$_i" -lt 400 ] || break # 20 s
-        sleep 0.05
-    done
+    wait "$_recv" "$_send" # bounded by timeout(1) and -w
+    _end_recv='' _end_send=''
+    _e=$(cat /tmp/xt-end-destroy-u2d 2>/dev/null) && _end_recv=$((_e - _t0))
+    _e=$(cat /tmp/xt-end-destroy-d2u 2>/dev/null) && _end_send=$((_e - _t0))
     kill "$_watch" 2>/dev/null
-    wait "$_recv"
-    echo $? >/tmp/xt-rc-destroy-u2d
-    wait "$_send"
-    echo $? >/tmp/xt-rc-destroy-d2u
+    sleep 0.5 # the stampers' last lines
     for _d in u2d d2u; do
-        echo "destroy: dom0's vchan-cat ($_d) said:"
-        sed 's/^/    /' /tmp/xt-err-destroy-$_d
+        echo "destroy: dom0's vchan-cat ($_d) said (ms after xl destroy began):"
+        awk -v t0="$_t0" '{ $1 = "    " ($1 - t0); print }' /tmp/xt-err-destroy-$_d
     done
     echo "destroy: xl destroy returned after $((_td - _t0)) ms; @releaseDomain at" \
         "$(awk -v t0="$_t0" '{ printf "%d ", $1 - t0 }' /tmp/xt-released)ms;" \
@@ -635,7 +640,8 @@ step_destroy() {
     # (which itself takes 0.5-4 s under emulation).
     for _d in u2d d2u; do
         _rc=$(cat /tmp/xt-rc-destroy-$_d 2>/dev/null || echo lost)
-        _why=$(grep -m1 "gone" /tmp/xt-err-destroy-$_d || tail -n1 /tmp/xt-err-destroy-$_d)
+        _why=$( (grep -m1 "gone" /tmp/xt-err-destroy-$_d || tail -n1 /tmp/xt-err-destroy-$_d) |
+            cut -d' ' -f2-)
         if [ "$_d" = u2d ]; then _end=${_end_recv:-99999}; else _end=${_end_send:-99999}; fi
         _late=$((_end - (_td - _t0)))
         if [ "$_rc" = 1 ] && [ "$_late" -le 2000 ]; then
