@@ -794,6 +794,15 @@ static enum outcome server(const struct options *o, const struct conduit_uri *u)
         struct conduit *c = NULL;
 
         r = next_client(o, l, &c);
+        if (r == DONE_OK && !o->keep) {
+            /*
+             * Serving one connection: stop listening now, so its close does
+             * not publish a next channel (for a peer domain that may be gone,
+             * which on Xen costs seconds) that nobody will accept.
+             */
+            conduit_listener_close(l);
+            l = NULL;
+        }
         if (r == DONE_OK) {
             if (o->verbose) {
                 msg("client connected: %s", conduit_info(c));
