@@ -576,13 +576,16 @@ static enum outcome run(struct conn *c)
         if (!o->half_close && c->stdin_eof && c->in_len == 0 && c->wrote) {
             want |= CONDUIT_WANT_DRAIN;
         }
-        rc = conduit_poll_events(c->c, want, &events);
+        bool want_stdin = !c->stdin_eof && c->in_len == 0;
+
+        /* Nothing but the connection to wait for: it may watch the peer briefly first. */
+        rc = conduit_poll_events(c->c, want | (want && !want_stdin ? CONDUIT_WANT_SPIN : 0),
+                                 &events);
         if (rc < 0) {
             msg("%s", conn_message(c->c, rc));
             return DONE_PEER;
         }
         busy = rc > 0;
-        bool want_stdin = !c->stdin_eof && c->in_len == 0;
 
         if (busy && !want_stdin) {
             continue;

@@ -380,6 +380,9 @@ CONDUIT_EXPORT int conduit_fd(struct conduit *c);
 #define CONDUIT_WANT_READ 0x1u  /* data or end-of-file to read */
 #define CONDUIT_WANT_WRITE 0x2u /* room to write */
 #define CONDUIT_WANT_DRAIN 0x4u /* the peer has consumed all we wrote (vchan) */
+/* With the above: the caller has nothing else to wait for, so a shared-memory
+ * transport may watch the peer for a few microseconds before answering 0. */
+#define CONDUIT_WANT_SPIN 0x8u
 
 /*
  * Before sleeping in poll() on conduit_fd: say what you are waiting for.

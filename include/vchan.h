@@ -162,6 +162,25 @@ VCHAN_EXPORT int vchan_recv(struct vchan *v, void *buf, size_t len);
 VCHAN_EXPORT int vchan_data_ready(struct vchan *v, size_t *ready);
 VCHAN_EXPORT int vchan_buffer_space(struct vchan *v, size_t *space);
 
+/* What vchan_poll is asked about. */
+#define VCHAN_WANT_READ 0x1u  /* data (or end-of-file) to read */
+#define VCHAN_WANT_WRITE 0x2u /* room to write */
+#define VCHAN_WANT_DRAIN 0x4u /* the peer has consumed all we wrote */
+#define VCHAN_WANT_SPIN 0x8u  /* the caller has nothing else to do: watch briefly first */
+
+/*
+ * Before sleeping in poll() on vchan_fd: can `want` progress now? 1: yes,
+ * or the peer closed (a read gives what is left, then end-of-file; a write
+ * -VCHAN_EPIPE); go and do it. 0: not yet; the pending event has been
+ * consumed and the peer asked to signal, so vchan_fd polls readable when
+ * it does. Negative: an error (-VCHAN_EPROTO). A busy channel costs no
+ * system call here: events are consumed only on the way to sleep. With
+ * VCHAN_WANT_SPIN it first watches the peer's indices for a bounded,
+ * adaptive while (tens of microseconds at most), which saves a sleep and a
+ * wake-up when the peer is active. Never blocks otherwise.
+ */
+VCHAN_EXPORT int vchan_poll(struct vchan *v, unsigned want);
+
 /* Ring sizes in bytes, fixed at open. */
 VCHAN_EXPORT size_t vchan_read_ring_size(const struct vchan *v);
 VCHAN_EXPORT size_t vchan_write_ring_size(const struct vchan *v);

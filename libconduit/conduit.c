@@ -323,7 +323,7 @@ static int wait_ready(struct conduit *c, unsigned want, uint64_t deadline, int t
         short events = 0;
         int rc, ms;
 
-        rc = c->top->ops->poll_events(c->top, want, &events);
+        rc = c->top->ops->poll_events(c->top, want | CONDUIT_WANT_SPIN, &events);
         if (rc < 0) {
             return rc;
         }

@@ -374,7 +374,7 @@ static int tls_poll_events(struct conduit__layer *l, unsigned want, short *event
 {
     struct tls_layer *t = (struct tls_layer *)l;
     struct conduit__layer *next = l->next;
-    unsigned lower = 0;
+    unsigned lower = want & CONDUIT_WANT_SPIN;
 
     *events = 0;
     if (t->handshaken && (want & CONDUIT_WANT_READ) && SSL_pending(t->ssl) > 0) {

@@ -285,42 +285,18 @@ static int vl_shutdown(struct conduit__layer *l)
 static int vl_poll_events(struct conduit__layer *l, unsigned want, short *events)
 {
     struct vlayer *x = (struct vlayer *)l;
-    enum vchan_state st;
-    size_t n = 0;
+    unsigned vw = ((want & CONDUIT_WANT_READ) ? VCHAN_WANT_READ : 0) |
+                  ((want & CONDUIT_WANT_WRITE) ? VCHAN_WANT_WRITE : 0) |
+                  ((want & CONDUIT_WANT_DRAIN) ? VCHAN_WANT_DRAIN : 0);
     int rc;
 
-    *events = want ? POLLIN : 0;
-    /* Consume what is pending first; the checks below then re-arm the peer's notifications. */
-    rc = vchan_wait(x->v);
-    if (rc < 0 && rc != -VCHAN_EAGAIN) {
-        return fail_io(l, rc);
+    *events = vw ? POLLIN : 0;
+    if (vw == 0) { /* waiting for nothing: consume what is pending */
+        rc = vchan_wait(x->v);
+        return rc < 0 && rc != -VCHAN_EAGAIN ? fail_io(l, rc) : 0;
     }
-    st = vchan_is_open(x->v);
-    if (st == VCHAN_STATE_CLOSED) {
-        /* A read gives what is left, then end-of-file; a write EPIPE. */
-        return want ? 1 : 0;
-    }
-    if (st == VCHAN_STATE_WAITING) {
-        return 0; /* our client has not connected yet: its connect is an event */
-    }
-    if (want & CONDUIT_WANT_READ) {
-        if ((rc = vchan_data_ready(x->v, &n)) < 0) {
-            return fail_io(l, rc);
-        }
-        if (n > 0) {
-            return 1;
-        }
-    }
-    if (want & (CONDUIT_WANT_WRITE | CONDUIT_WANT_DRAIN)) {
-        if ((rc = vchan_buffer_space(x->v, &n)) < 0) {
-            return fail_io(l, rc);
-        }
-        if (((want & CONDUIT_WANT_WRITE) && n > 0) ||
-            ((want & CONDUIT_WANT_DRAIN) && n >= x->wsize)) {
-            return 1;
-        }
-    }
-    return 0;
+    rc = vchan_poll(x->v, vw | ((want & CONDUIT_WANT_SPIN) ? VCHAN_WANT_SPIN : 0));
+    return rc < 0 ? fail_io(l, rc) : rc;
 }
 
 static int vl_unconsumed(struct conduit__layer *l, size_t *n)

@@ -241,14 +241,15 @@ static void copy_in(struct vchan *v, const void *src, uint32_t n)
 }
 
 /*
- * Spin until the peer's index at `idx` is no longer `seen` or its live byte
- * leaves OPEN, for at most the current budget. true: something changed and
- * the caller looks again (reading and checking the fields properly); false:
- * the budget ran out and the caller asks for an event and sleeps. The
- * values read here are peer-controlled but only compared, never used.
- * Nothing is written to the shared page while spinning.
+ * Spin until a peer's index at `a` or `b` (NULL: none) is no longer the
+ * value seen (`sa`, `sb`) or its live byte leaves OPEN, for at most the
+ * current budget. true: something changed and the caller looks again
+ * (reading and checking the fields properly); false: the budget ran out and
+ * the caller asks for an event and sleeps. The values read here are
+ * peer-controlled but only compared, never used. Nothing is written to the
+ * shared page while spinning.
  */
-static bool spin(struct vchan *v, const uint32_t *idx, uint32_t seen)
+static bool spin2(struct vchan *v, const uint32_t *a, uint32_t sa, const uint32_t *b, uint32_t sb)
 {
     uint64_t start;
 
@@ -258,7 +259,8 @@ static bool spin(struct vchan *v, const uint32_t *idx, uint32_t seen)
     start = v->plat->now_ns();
     v->gave_up_at = 0;
     for (unsigned i = 1;; i++) {
-        if (vchan__load_once(idx) != seen || vchan__load_once(v->peer_live) != VCHAN__LIVE_OPEN) {
+        if ((a && vchan__load_once(a) != sa) || (b && vchan__load_once(b) != sb) ||
+            vchan__load_once(v->peer_live) != VCHAN__LIVE_OPEN) {
             v->spin_ns = v->spin_max_ns;
             return true;
         }
@@ -269,6 +271,11 @@ static bool spin(struct vchan *v, const uint32_t *idx, uint32_t seen)
             return false;
         }
     }
+}
+
+static bool spin(struct vchan *v, const uint32_t *idx, uint32_t seen)
+{
+    return spin2(v, idx, seen, NULL, 0);
 }
 
 /* After the sleep that followed a spin that ran out: was the peer idle? */
@@ -594,6 +601,93 @@ int vchan_buffer_space(struct vchan *v, size_t *out)
     }
     *out = n;
     return 0;
+}
+
+/* Can `want` progress now? Refreshes the known counts; no notify request. */
+static int poll_check(struct vchan *v, unsigned want, bool *yes)
+{
+    uint32_t n = 0;
+    int rc;
+
+    *yes = false;
+    if ((want & VCHAN_WANT_READ) && (v->rd.known > 0 || ((rc = ready(v, &n)) == 0 && n > 0))) {
+        *yes = true;
+        return 0;
+    }
+    if (v->broken) {
+        return -VCHAN_EPROTO;
+    }
+    if (want & (VCHAN_WANT_WRITE | VCHAN_WANT_DRAIN)) {
+        if ((rc = space(v, &n))) {
+            return rc;
+        }
+        *yes = ((want & VCHAN_WANT_WRITE) && n > 0) || ((want & VCHAN_WANT_DRAIN) && n == v->wr.size);
+    }
+    return 0;
+}
+
+int vchan_poll(struct vchan *v, unsigned want)
+{
+    enum vchan_state st = VCHAN_STATE_CLOSED;
+    bool yes = false, spun = false, hangup = false;
+    int rc;
+
+    if (!v || (want & ~(VCHAN_WANT_READ | VCHAN_WANT_WRITE | VCHAN_WANT_DRAIN | VCHAN_WANT_SPIN))) {
+        return -VCHAN_EINVAL;
+    }
+    spin_adapt(v); /* the caller slept outside since our last spin ran out */
+    for (;;) {
+        if ((rc = peer_state(v, &st))) {
+            return rc;
+        }
+        if (st == VCHAN_STATE_CLOSED) {
+            return 1; /* a read gives what is left, then end-of-file; a write EPIPE */
+        }
+        if (st == VCHAN_STATE_OPEN) {
+            if ((rc = poll_check(v, want, &yes))) {
+                return rc;
+            }
+            if (yes) {
+                return 1;
+            }
+        }
+        /* Nothing else to do for the caller: watch the peer's indices for a moment. */
+        if (spun || !(want & VCHAN_WANT_SPIN) || st != VCHAN_STATE_OPEN ||
+            !spin2(v, (want & VCHAN_WANT_READ) ? v->rd.shr_prod : NULL, v->rd.own + v->rd.known,
+                   (want & (VCHAN_WANT_WRITE | VCHAN_WANT_DRAIN)) ? v->wr.shr_cons : NULL,
+                   v->wr.own - v->wr.size + v->wr.known)) {
+            break;
+        }
+        spun = true;
+    }
+    /*
+     * The caller is about to sleep on the fd: consume what is pending (the
+     * platform may accept our client here), ask the peer to signal, then
+     * look again, so that a change after this look is sure to wake it.
+     */
+    rc = v->plat->wait(v->p, 0, &hangup);
+    if (hangup) {
+        v->peer_gone = true;
+    }
+    if (rc < 0 && rc != -VCHAN_EAGAIN) {
+        return rc;
+    }
+    if (want & VCHAN_WANT_READ) {
+        request_notify(v, VCHAN__NOTIFY_WRITE);
+    }
+    if (want & (VCHAN_WANT_WRITE | VCHAN_WANT_DRAIN)) {
+        request_notify(v, VCHAN__NOTIFY_READ);
+    }
+    if ((rc = peer_state(v, &st))) {
+        return rc;
+    }
+    if (st != VCHAN_STATE_OPEN) {
+        return st == VCHAN_STATE_CLOSED ? 1 : 0;
+    }
+    if ((rc = poll_check(v, want, &yes))) {
+        return rc;
+    }
+    return yes ? 1 : 0;
 }
 
 enum vchan_state vchan_is_open(struct vchan *v)

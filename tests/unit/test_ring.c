@@ -1075,6 +1075,95 @@ out:
     pair_close(&p);
 }
 
+/*
+ * vchan_poll: 1 without a system call while something is ready (the event
+ * stays pending), 0 only after consuming the event and asking the peer, so
+ * a poll on the fd then wakes on the peer's next move; a close is ready.
+ */
+static void test_ring_poll(void)
+{
+    uint8_t buf[4096] = { 0 };
+    struct pair p;
+    struct vchan__wire *w;
+    uint64_t t0;
+    size_t n;
+
+    if (!pair_open(&p, 1, 1, true, 0)) { /* 2 KiB each way */
+        goto out;
+    }
+    w = p.srv->ctrl;
+    RC(vchan_poll(NULL, VCHAN_WANT_READ), -VCHAN_EINVAL);
+    RC(vchan_poll(p.cli, 0x10), -VCHAN_EINVAL);
+    loop_events_take(p.srv);
+    /* Nothing to read: consumes, asks for WRITE, says 0. */
+    w->srv_notify = 0;
+    RC(vchan_poll(p.cli, VCHAN_WANT_READ), 0);
+    UNIT_EQ(w->srv_notify, VCHAN__NOTIFY_WRITE);
+    CU_ASSERT(!loop_event_pending(p.cli));
+    /* The peer writes: the fd's event is there, and poll says 1 but leaves it. */
+    RC(vchan_write(p.srv, buf, 100, &n), 0);
+    CU_ASSERT(loop_event_pending(p.cli));
+    RC(vchan_poll(p.cli, VCHAN_WANT_READ), 1);
+    RC(vchan_poll(p.cli, VCHAN_WANT_READ | VCHAN_WANT_SPIN), 1);
+    CU_ASSERT(loop_event_pending(p.cli));
+    RC(vchan_read(p.cli, buf, sizeof(buf), &n), 0);
+    UNIT_EQ(n, 100);
+    RC(vchan_poll(p.cli, VCHAN_WANT_READ), 0);
+    CU_ASSERT(!loop_event_pending(p.cli));
+    /* A spin on an idle peer gives up within its budget, then asks as before. */
+    t0 = loop_platform.now_ns();
+    RC(vchan_poll(p.cli, VCHAN_WANT_READ | VCHAN_WANT_SPIN), 0);
+    CU_ASSERT(loop_platform.now_ns() - t0 < 50u * 1000 * 1000);
+    UNIT_EQ(w->srv_notify, VCHAN__NOTIFY_WRITE);
+    /* Room: there is some; full ring: 0 with READ asked of the client. */
+    RC(vchan_poll(p.srv, VCHAN_WANT_WRITE), 1);
+    RC(vchan_write(p.srv, buf, sizeof(buf), &n), 0);
+    UNIT_EQ(n, 2048);
+    w->cli_notify = 0;
+    RC(vchan_poll(p.srv, VCHAN_WANT_WRITE), 0);
+    UNIT_EQ(w->cli_notify, VCHAN__NOTIFY_READ);
+    RC(vchan_poll(p.srv, VCHAN_WANT_DRAIN), 0);
+    RC(vchan_read(p.cli, buf, 1000, &n), 0);
+    CU_ASSERT(loop_event_pending(p.srv));
+    RC(vchan_poll(p.srv, VCHAN_WANT_WRITE), 1);
+    RC(vchan_poll(p.srv, VCHAN_WANT_DRAIN), 0);
+    RC(vchan_read(p.cli, buf, sizeof(buf), &n), 0);
+    RC(vchan_poll(p.srv, VCHAN_WANT_DRAIN), 1);
+    /* A value out of range from the peer: a protocol error, not a 1. */
+    w->right.prod += 4096;
+    RC(vchan_poll(p.cli, VCHAN_WANT_READ), -VCHAN_EPROTO);
+    w->right.prod -= 4096;
+    /* The peer closes: ready at once (end-of-file for a read). */
+    vchan_close(p.srv);
+    p.srv = NULL;
+    RC(vchan_poll(p.cli, VCHAN_WANT_READ | VCHAN_WANT_SPIN), -VCHAN_EPROTO); /* broken stays broken */
+out:
+    pair_close(&p);
+}
+
+static void test_ring_poll_close(void)
+{
+    uint8_t buf[16] = { 0 };
+    struct pair p;
+    size_t n;
+
+    if (!pair_open(&p, 0, 0, true, 0)) {
+        goto out;
+    }
+    RC(vchan_write(p.srv, buf, 5, &n), 0);
+    vchan_close(p.srv);
+    p.srv = NULL;
+    RC(vchan_poll(p.cli, VCHAN_WANT_READ), 1);
+    RC(vchan_poll(p.cli, VCHAN_WANT_WRITE | VCHAN_WANT_SPIN), 1);
+    RC(vchan_read(p.cli, buf, sizeof(buf), &n), 0);
+    UNIT_EQ(n, 5);
+    RC(vchan_read(p.cli, buf, sizeof(buf), &n), 0);
+    UNIT_EQ(n, 0);
+    RC(vchan_write(p.cli, buf, 1, &n), -VCHAN_EPIPE);
+out:
+    pair_close(&p);
+}
+
 /* -------------------------------------------------------- EOF and close */
 
 static void test_ring_eof_delivers_unread_data(void)
@@ -1872,6 +1961,8 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_ring_notify_write_bits),
     UNIT_TEST(test_ring_notify_read_bits),
     UNIT_TEST(test_ring_wait_consumes_event),
+    UNIT_TEST(test_ring_poll),
+    UNIT_TEST(test_ring_poll_close),
     UNIT_TEST(test_ring_eof_delivers_unread_data),
     UNIT_TEST(test_ring_eof_client_closes),
     UNIT_TEST(test_ring_peer_crash),
