@@ -119,6 +119,7 @@ struct vchan {
     bool nonblocking;
     bool broken;               /* the peer misbehaved: -VCHAN_EPROTO from now on */
     bool peer_gone;            /* the platform saw the peer vanish */
+    int notify_err;            /* a notify failed after data moved: every later call returns it */
     int timeout_ms;            /* 0: none */
     /*
      * Bounded spin before sleeping (ring.c): at most spin_max_ns (0: never

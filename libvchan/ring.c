@@ -159,13 +159,33 @@ static int signal_peer(struct vchan *v, uint8_t bit)
     return v->plat->notify(v->p);
 }
 
+/*
+ * Signal after data has moved. The move stands: the call reports it as
+ * done (a caller retrying a packet would send it twice, or lose one it
+ * received), and a failed notify is returned by every later call instead.
+ */
+static void signal_moved(struct vchan *v, uint8_t bit)
+{
+    int rc = signal_peer(v, bit);
+
+    if (rc && !v->notify_err) {
+        v->notify_err = rc;
+    }
+}
+
+/* A handle that must not be used for I/O any more: its error, else 0. */
+static int unusable(const struct vchan *v)
+{
+    return v->broken ? -VCHAN_EPROTO : v->notify_err;
+}
+
 static int peer_state(struct vchan *v, enum vchan_state *st)
 {
     uint8_t live;
 
     *st = VCHAN_STATE_CLOSED; /* defined on every path, as above */
-    if (v->broken) {
-        return -VCHAN_EPROTO;
+    if (unusable(v)) {
+        return unusable(v);
     }
     if (v->peer_gone) {
         *st = VCHAN_STATE_CLOSED;
@@ -341,8 +361,8 @@ int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
         return -VCHAN_EINVAL;
     }
     *nread = 0;
-    if (v->broken) {
-        return -VCHAN_EPROTO;
+    if (unusable(v)) {
+        return unusable(v);
     }
     if (len == 0) {
         return 0;
@@ -384,7 +404,8 @@ int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
         n = min_u32(v->rd.known, len);
         copy_out(v, buf, n);
         *nread = n;
-        return signal_peer(v, VCHAN__NOTIFY_READ);
+        signal_moved(v, VCHAN__NOTIFY_READ);
+        return 0;
     }
 }
 
@@ -397,6 +418,9 @@ int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
         return -VCHAN_EINVAL;
     }
     *nwritten = 0;
+    if (unusable(v)) {
+        return unusable(v);
+    }
     for (;;) {
         enum vchan_state st = VCHAN_STATE_CLOSED;
         uint32_t n = 0;
@@ -440,8 +464,9 @@ int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
             copy_in(v, (const uint8_t *)buf + done, n);
             done += n;
             *nwritten = done;
-            if ((rc = signal_peer(v, VCHAN__NOTIFY_WRITE))) {
-                return rc;
+            signal_moved(v, VCHAN__NOTIFY_WRITE);
+            if (v->notify_err) {
+                return 0; /* these bytes are written; the next call reports the failure */
             }
             if (done == len || v->nonblocking) {
                 return 0;
@@ -463,6 +488,9 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
 
     if (!v || (!buf && len)) {
         return -VCHAN_EINVAL;
+    }
+    if (unusable(v)) {
+        return unusable(v);
     }
     if (len > v->wr.size) {
         return vchan__fail(v, VCHAN_EMSGSIZE, "packet larger than the write ring");
@@ -497,7 +525,8 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
                 return 0;
             }
             copy_in(v, buf, (uint32_t)len);
-            return signal_peer(v, VCHAN__NOTIFY_WRITE);
+            signal_moved(v, VCHAN__NOTIFY_WRITE);
+            return 0;
         }
         if (v->nonblocking) {
             return -VCHAN_EAGAIN;
@@ -515,8 +544,8 @@ int vchan_recv(struct vchan *v, void *buf, size_t len)
     if (!v || (!buf && len)) {
         return -VCHAN_EINVAL;
     }
-    if (v->broken) {
-        return -VCHAN_EPROTO;
+    if (unusable(v)) {
+        return unusable(v);
     }
     if (len > v->rd.size) {
         return vchan__fail(v, VCHAN_EMSGSIZE, "packet larger than the read ring");
@@ -558,7 +587,8 @@ int vchan_recv(struct vchan *v, void *buf, size_t len)
             }
         }
         copy_out(v, buf, (uint32_t)len);
-        return signal_peer(v, VCHAN__NOTIFY_READ);
+        signal_moved(v, VCHAN__NOTIFY_READ);
+        return 0;
     }
 }
 
@@ -571,8 +601,8 @@ int vchan_data_ready(struct vchan *v, size_t *out)
         return -VCHAN_EINVAL;
     }
     *out = 0;
-    if (v->broken) {
-        return -VCHAN_EPROTO;
+    if (unusable(v)) {
+        return unusable(v);
     }
     /* The caller will act on this outside the library: ask to hear of changes. */
     request_notify(v, VCHAN__NOTIFY_WRITE);
@@ -592,8 +622,8 @@ int vchan_buffer_space(struct vchan *v, size_t *out)
         return -VCHAN_EINVAL;
     }
     *out = 0;
-    if (v->broken) {
-        return -VCHAN_EPROTO;
+    if (unusable(v)) {
+        return unusable(v);
     }
     request_notify(v, VCHAN__NOTIFY_READ);
     if ((rc = space(v, &n))) {
@@ -614,8 +644,8 @@ static int poll_check(struct vchan *v, unsigned want, bool *yes)
         *yes = true;
         return 0;
     }
-    if (v->broken) {
-        return -VCHAN_EPROTO;
+    if (unusable(v)) {
+        return unusable(v);
     }
     if (want & (VCHAN_WANT_WRITE | VCHAN_WANT_DRAIN)) {
         if ((rc = space(v, &n))) {
@@ -634,6 +664,9 @@ int vchan_poll(struct vchan *v, unsigned want)
 
     if (!v || (want & ~(VCHAN_WANT_READ | VCHAN_WANT_WRITE | VCHAN_WANT_DRAIN | VCHAN_WANT_SPIN))) {
         return -VCHAN_EINVAL;
+    }
+    if (unusable(v)) {
+        return unusable(v);
     }
     spin_adapt(v); /* the caller slept outside since our last spin ran out */
     for (;;) {
@@ -707,6 +740,9 @@ int vchan_wait(struct vchan *v)
 
     if (!v) {
         return -VCHAN_EINVAL;
+    }
+    if (unusable(v)) {
+        return unusable(v);
     }
     if (!v->nonblocking) {
         uint64_t deadline = 0;

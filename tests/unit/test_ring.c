@@ -1164,6 +1164,69 @@ out:
     pair_close(&p);
 }
 
+/*
+ * A notify that fails after data moved: the move is reported done (a retry
+ * would duplicate the packet, or lose the one received), and every later
+ * call returns the failure. A broken handle says EPROTO before anything else.
+ */
+static void test_ring_notify_failure_after_move(void)
+{
+    uint8_t buf[64] = { 0 }, got[64];
+    struct pair p;
+    size_t n;
+
+    if (!pair_open(&p, 0, 0, true, 0)) {
+        goto out;
+    }
+    for (unsigned i = 0; i < sizeof(buf); i++) {
+        buf[i] = (uint8_t)i;
+    }
+    RC(vchan_recv(p.cli, got, 1), -VCHAN_EAGAIN); /* the client asks for WRITE */
+    loop_fail(LOOP_NOTIFY, 1, -VCHAN_EIO);
+    RC(vchan_send(p.srv, buf, 16), 0);
+    RC(vchan_send(p.srv, buf, 16), -VCHAN_EIO);
+    RC(vchan_write(p.srv, buf, 1, &n), -VCHAN_EIO);
+    UNIT_EQ(n, 0);
+    RC(vchan_wait(p.srv), -VCHAN_EIO);
+    RC(vchan_poll(p.srv, VCHAN_WANT_WRITE), -VCHAN_EIO);
+    /* Exactly one packet went out. */
+    RC(vchan_data_ready(p.cli, &n), 0);
+    UNIT_EQ(n, 16);
+    pair_close(&p);
+    /* The receiving side: the packet is delivered, the failure comes next. */
+    if (!pair_open(&p, 0, 0, true, 0)) {
+        goto out;
+    }
+    RC(vchan_buffer_space(p.srv, &n), 0); /* the server asks for READ */
+    RC(vchan_send(p.srv, buf, 16), 0);
+    loop_fail(LOOP_NOTIFY, 1, -VCHAN_EIO);
+    RC(vchan_recv(p.cli, got, 16), 0);
+    CU_ASSERT(memcmp(got, buf, 16) == 0);
+    RC(vchan_recv(p.cli, got, 1), -VCHAN_EIO);
+    RC(vchan_read(p.cli, got, 1, &n), -VCHAN_EIO);
+out:
+    pair_close(&p);
+}
+
+static void test_ring_broken_first(void)
+{
+    uint8_t buf[8192] = { 0 };
+    struct pair p;
+    size_t n;
+
+    if (!pair_open(&p, 0, 0, true, 0)) {
+        goto out;
+    }
+    p.srv->ctrl->left.prod += 1u << 20; /* the client writes the left ring */
+    RC(vchan_read(p.srv, buf, 1, &n), -VCHAN_EPROTO);
+    RC(vchan_send(p.srv, buf, sizeof(buf)), -VCHAN_EPROTO); /* not EMSGSIZE */
+    RC(vchan_wait(p.srv), -VCHAN_EPROTO);
+    RC(vchan_poll(p.srv, VCHAN_WANT_WRITE), -VCHAN_EPROTO);
+    RC(vchan_write(p.srv, buf, 1, &n), -VCHAN_EPROTO);
+out:
+    pair_close(&p);
+}
+
 /* -------------------------------------------------------- EOF and close */
 
 static void test_ring_eof_delivers_unread_data(void)
@@ -1963,6 +2026,8 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_ring_wait_consumes_event),
     UNIT_TEST(test_ring_poll),
     UNIT_TEST(test_ring_poll_close),
+    UNIT_TEST(test_ring_notify_failure_after_move),
+    UNIT_TEST(test_ring_broken_first),
     UNIT_TEST(test_ring_eof_delivers_unread_data),
     UNIT_TEST(test_ring_eof_client_closes),
     UNIT_TEST(test_ring_peer_crash),
