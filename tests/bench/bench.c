@@ -7,7 +7,8 @@
  * Every test forks two processes (A sends or pings, B receives or answers;
  * pinned to CPUs 0 and 1 unless -u) and measures:
  *   - throughput with 64 B, 4 KiB and 64 KiB writes for a fixed time (-t),
- *     the receiver reading with the write size and checksumming every byte
+ *     the receiver reading into a 64 KiB buffer (-b; a stream consumer takes
+ *     what is there) and checksumming every byte
  *     (checked against the sender's stream at the end);
  *   - round-trip latency of a 64-byte ping-pong, back to back (the peer is
  *     active: spinning waits pay off) and with an idle gap before each ping
@@ -84,7 +85,8 @@ static struct {
     bool pin, quiet;
     double quiet_wait_s, quiet_max; /* wait up to quiet_wait_s for others' CPU < quiet_max % */
     int nice;                       /* the children's nice value (negative: root only) */
-} opt = {3, 0.4, 0.3, 0.4, 300, NULL, true, false, 0, 25, 0};
+    size_t read_size;               /* the receiver's buffer; 0: the write size */
+} opt = {3, 0.4, 0.3, 0.4, 300, NULL, true, false, 0, 25, 0, 64 * KIB};
 
 /* ------------------------------------------------------------ clocks */
 
@@ -971,10 +973,13 @@ static void role_sender(struct ep *e, const struct pair *p, size_t w)
 
 static void role_receiver(struct ep *e, const struct pair *p, size_t w)
 {
-    uint8_t *buf = aligned_alloc(64, w < 64 ? 64 : w);
+    uint8_t *buf;
     struct cks c;
     double c0;
     size_t k;
+
+    w = opt.read_size ? opt.read_size : w;
+    buf = aligned_alloc(64, w < 64 ? 64 : (w + 63) & ~(size_t)63);
 
     if (!buf) {
         fail("out of memory");
@@ -1536,10 +1541,10 @@ static void print_env(int argc, char **argv)
     printf("\nhost: %s, %ld CPUs online, %s %s; %s\n", model, sysconf(_SC_NPROCESSORS_ONLN),
            u.sysname, u.release, OpenSSL_version(OPENSSL_VERSION));
     printf("config: %d passes, %.2f s per throughput test, %.2f s per round-trip test, idle gap "
-           "%u us, %s, nice %d, quiet wait %.0f s for others < %.0f%%\n",
+           "%u us, %s, nice %d, quiet wait %.0f s for others < %.0f%%, receiver reads %zu B\n",
            opt.passes, opt.tput_s, opt.lat_s, opt.gap_us,
            opt.pin ? "sides pinned to CPUs 0 and 1" : "unpinned", opt.nice, opt.quiet_wait_s,
-           opt.quiet_max);
+           opt.quiet_max, opt.read_size);
     f = fopen("/proc/loadavg", "r");
     if (f && fgets(line, sizeof(line), f)) {
         printf("load average at start: %s", line);
@@ -1558,7 +1563,8 @@ static void usage(const char *argv0)
             "  -q  print only the tables (not every test as it runs)\n"
             "  -w  before each test, wait up to this many seconds until others use less\n"
             "      than -W %% of one CPU (default 25) (a shared machine: see 'others')\n"
-            "  -n  nice value of the two sides (negative needs root)\n",
+            "  -n  nice value of the two sides (negative needs root)\n"
+            "  -b  the receiver's read size in bytes (default 65536; 0: the write size)\n",
             argv0);
 }
 
@@ -1566,7 +1572,7 @@ int main(int argc, char **argv)
 {
     int c;
 
-    while ((c = getopt(argc, argv, "r:t:l:g:f:uqw:W:n:h")) != -1) {
+    while ((c = getopt(argc, argv, "r:t:l:g:f:uqw:W:n:b:h")) != -1) {
         switch (c) {
         case 'r':
             opt.passes = (int)strtol(optarg, NULL, 10);
@@ -1598,6 +1604,9 @@ int main(int argc, char **argv)
         case 'n':
             opt.nice = (int)strtol(optarg, NULL, 10);
             break;
+        case 'b':
+            opt.read_size = (size_t)strtoul(optarg, NULL, 10);
+            break;
         case 'h':
             usage(argv[0]);
             return 0;
@@ -1606,7 +1615,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (opt.passes < 1 || opt.passes > MAX_PASSES || opt.tput_s <= 0 || opt.lat_s <= 0) {
+    if (opt.passes < 1 || opt.passes > MAX_PASSES || opt.tput_s <= 0 || opt.lat_s <= 0 ||
+        opt.read_size > 16 * 1024 * KIB) {
         usage(argv[0]);
         return 2;
     }
