@@ -47,6 +47,7 @@
 
 #include "libvchan/barrier.h"
 #include "libvchan/hosted.h"
+#include "libvchan/local_dir.h"
 
 #define PAGE VCHAN__PAGE_SIZE
 /* Control page + two 1 MiB rings is 513 pages; anything above is not ours. */
@@ -119,9 +120,7 @@ struct local {
     bool looked_up;    /* client: got the server's descriptors */
     bool sealed;       /* server: the memfd has its final size */
 
-    bool sock_bound; /* server: path is our socket, identified by dev/ino */
-    dev_t sock_dev;
-    ino_t sock_ino;
+    struct vchan__local_sock sock; /* server: path is our socket, identified by dev/ino */
 
     size_t npages; /* pages in the memfd */
     uint32_t ring_ref;
@@ -177,102 +176,26 @@ static void sleep_ms(int ms)
     }
 }
 
-/* ---- local domain id and runtime directory ---- */
+/* ---- local domain id and runtime directory (libvchan/local_dir.c) ---- */
 
 int vchan__local_domid(struct vchan *v, int *domid)
 {
-    const char *s = getenv("VCHAN_DOMID");
-    long val = 0;
-    size_t i;
+    char msg[VCHAN__LOCAL_MSG_MAX];
+    int rc = vchan__local_env_domid(domid, msg);
 
-    *domid = 0;
-    /* Unset or empty: the default, as for any other environment variable. */
-    if (!s || !*s) {
-        return 0;
-    }
-    /* Strictly decimal digits: no sign, no blanks, no hex, no trailing junk. */
-    for (i = 0; s[i]; i++) {
-        if (s[i] < '0' || s[i] > '9' || i >= 5) {
-            return vchan__errorf(v, VCHAN_EINVAL, "bad VCHAN_DOMID '%.32s' (expected 0-%d)", s,
-                                 VCHAN_DOMID_MAX);
-        }
-        val = val * 10 + (s[i] - '0');
-    }
-    if (val > VCHAN_DOMID_MAX) {
-        return vchan__errorf(v, VCHAN_EINVAL, "bad VCHAN_DOMID '%s' (expected 0-%d)", s,
-                             VCHAN_DOMID_MAX);
-    }
-    *domid = (int)val;
-    return 0;
+    return rc < 0 ? vchan__errorf(v, -rc, "%s", msg) : 0;
 }
 
-static int runtime_dir(struct local *st)
-{
-    const char *env = getenv("VCHAN_DIR");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    int n;
-
-    if (env && *env) {
-        n = snprintf(st->dir, sizeof(st->dir), "%s", env);
-    } else if (xdg && xdg[0] == '/') {
-        /* The XDG spec says to ignore a relative XDG_RUNTIME_DIR. */
-        n = snprintf(st->dir, sizeof(st->dir), "%s/vchan", xdg);
-    } else {
-        n = snprintf(st->dir, sizeof(st->dir), "/tmp/vchan-%u", (unsigned)geteuid());
-    }
-    if (n < 0 || (size_t)n >= sizeof(st->dir)) {
-        return vchan__errorf(st->v, VCHAN_EINVAL, "vchan directory name too long (%d bytes)", n);
-    }
-    return 0;
-}
-
-/*
- * The directory must be ours alone: anyone who can write to it could put a
- * socket of their own in place of ours. -VCHAN_ENOENT (no message) when it
- * does not exist and create is false: the server has not made it yet.
- */
+/* -VCHAN_ENOENT (no message) when the directory does not exist and create is false. */
 static int check_dir(struct local *st, bool create)
 {
-    struct stat sb;
+    char msg[VCHAN__LOCAL_MSG_MAX];
+    int rc = vchan__local_dir_check(st->dir, create, msg);
 
-    if (create) {
-        if (mkdir(st->dir, 0700) == 0) {
-            /* The umask may have taken our own bits away; we just made it, so this is safe. */
-            if (chmod(st->dir, 0700) < 0) {
-                return vchan__errorf(st->v, VCHAN_EIO, "cannot set mode 0700 on %s: %s", st->dir,
-                                     strerror(errno));
-            }
-        } else if (errno != EEXIST) {
-            return vchan__errorf(st->v, errno == EACCES ? VCHAN_EPERM : VCHAN_EIO,
-                                 "cannot create vchan directory %s: %s", st->dir, strerror(errno));
-        }
+    if (rc == -VCHAN_ENOENT && !create) {
+        return rc;
     }
-    if (lstat(st->dir, &sb) < 0) {
-        if (errno == ENOENT && !create) {
-            return -VCHAN_ENOENT;
-        }
-        return vchan__errorf(st->v, errno == EACCES ? VCHAN_EPERM : VCHAN_EIO,
-                             "cannot use vchan directory %s: %s", st->dir, strerror(errno));
-    }
-    if (S_ISLNK(sb.st_mode)) {
-        return vchan__errorf(st->v, VCHAN_EPERM,
-                             "refusing vchan directory %s: it is a symbolic link", st->dir);
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        return vchan__errorf(st->v, VCHAN_EPERM, "refusing vchan directory %s: not a directory",
-                             st->dir);
-    }
-    if (sb.st_uid != geteuid()) {
-        return vchan__errorf(st->v, VCHAN_EPERM,
-                             "refusing vchan directory %s: owned by uid %u, not by us (uid %u)",
-                             st->dir, (unsigned)sb.st_uid, (unsigned)geteuid());
-    }
-    if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
-        return vchan__errorf(st->v, VCHAN_EPERM,
-                             "refusing vchan directory %s: group- or world-writable (mode %04o)",
-                             st->dir, (unsigned)(sb.st_mode & 07777));
-    }
-    return 0;
+    return rc < 0 ? vchan__errorf(st->v, -rc, "%s", msg) : 0;
 }
 
 /* Only the same user or root may be on the other end: domain ids are mere labels. */
@@ -341,6 +264,7 @@ static void set_hangup(struct local *st, const char *why)
 
 static int local_open(void **pp, struct vchan *v, const struct vchan_config *cfg, bool server)
 {
+    char msg[VCHAN__LOCAL_MSG_MAX];
     struct local *st;
     int self, n, rc;
 
@@ -367,7 +291,8 @@ static int local_open(void **pp, struct vchan *v, const struct vchan_config *cfg
     st->server_domid = server ? self : cfg->domain;
     st->client_domid = server ? cfg->domain : self;
 
-    if ((rc = runtime_dir(st))) {
+    if ((rc = vchan__local_dir_name(st->dir, sizeof(st->dir), msg)) < 0) {
+        rc = vchan__errorf(v, -rc, "%s", msg);
         goto out;
     }
     n = snprintf(st->path, sizeof(st->path), "%s/%d.%d.%s", st->dir, st->server_domid,
@@ -402,18 +327,6 @@ out:
     return rc;
 }
 
-/* Remove our socket from the directory, unless someone else's has replaced it. */
-static void unlink_own_socket(struct local *st)
-{
-    struct stat sb;
-
-    if (st->sock_bound && lstat(st->path, &sb) == 0 && sb.st_dev == st->sock_dev &&
-        sb.st_ino == st->sock_ino) {
-        unlink(st->path);
-    }
-    st->sock_bound = false;
-}
-
 static void local_close(void *p)
 {
     struct local *st = p;
@@ -423,7 +336,7 @@ static void local_close(void *p)
         return;
     }
     close_fd(&st->listenfd);
-    unlink_own_socket(st);
+    vchan__local_unbind(&st->sock, st->path);
     close_fd(&st->connfd);
     close_fd(&st->evt_own);
     close_fd(&st->evt_peer);
@@ -543,57 +456,17 @@ static void local_unshare(void *p, void *addr, size_t npages)
 /* Bind our socket, replacing a stale one (nobody listening) but never a live one. */
 static int bind_socket(struct local *st, int fd)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat sb;
-    int tries;
+    char msg[VCHAN__LOCAL_MSG_MAX];
+    int rc = vchan__local_bind(fd, st->path, &st->sock, msg);
 
-    memcpy(sa.sun_path, st->path, strlen(st->path) + 1);
-    for (tries = 0; tries < 3; tries++) {
-        int probe, err;
-
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            if (lstat(st->path, &sb) < 0) {
-                return vchan__errorf(st->v, VCHAN_EIO, "stat %s: %s", st->path, strerror(errno));
-            }
-            st->sock_bound = true;
-            st->sock_dev = sb.st_dev;
-            st->sock_ino = sb.st_ino;
-            /* bind applied the umask: connecting needs write permission, so fix the mode. */
-            if (chmod(st->path, 0600) < 0) {
-                return vchan__errorf(st->v, VCHAN_EIO, "chmod %s: %s", st->path, strerror(errno));
-            }
-            return 0;
-        }
-        if (errno != EADDRINUSE) {
-            return vchan__errorf(st->v, errno == EACCES ? VCHAN_EPERM : VCHAN_EIO,
-                                 "cannot bind %s: %s", st->path, strerror(errno));
-        }
-        if (lstat(st->path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
-            return vchan__errorf(st->v, VCHAN_EADDRINUSE, "%s exists and is not a socket",
-                                 st->path);
-        }
-        /* Is anyone listening there? A live server accepts (then sees us hang up at once). */
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (probe < 0) {
-            return vchan__errorf(st->v, VCHAN_EIO, "socket: %s", strerror(errno));
-        }
-        err = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : errno;
-        close(probe);
-        if (err == 0 || err == EAGAIN) {
-            return vchan__errorf(st->v, VCHAN_EADDRINUSE, "vchan already published at %s",
-                                 st->path);
-        }
-        if (err == ECONNREFUSED) {
-            vchan__logf(st->v, VCHAN_LOG_INFO, "removing stale vchan socket %s", st->path);
-            if (unlink(st->path) < 0 && errno != ENOENT) {
-                return vchan__errorf(st->v, VCHAN_EIO, "cannot remove stale socket %s: %s",
-                                     st->path, strerror(errno));
-            }
-        } else if (err != ENOENT) {
-            return vchan__errorf(st->v, VCHAN_EIO, "cannot probe %s: %s", st->path, strerror(err));
-        }
+    if (st->sock.replaced_stale) {
+        vchan__logf(st->v, VCHAN_LOG_INFO, "removing stale vchan socket %s", st->path);
+        st->sock.replaced_stale = false;
     }
-    return vchan__errorf(st->v, VCHAN_EADDRINUSE, "cannot bind %s: it keeps reappearing", st->path);
+    if (rc == VCHAN__LOCAL_BUSY) {
+        return vchan__errorf(st->v, VCHAN_EADDRINUSE, "vchan already published at %s", st->path);
+    }
+    return rc < 0 ? vchan__errorf(st->v, -rc, "%s", msg) : 0;
 }
 
 static int local_publish(void *p, uint32_t ring_ref, uint32_t port)
@@ -638,41 +511,9 @@ static int local_publish(void *p, uint32_t ring_ref, uint32_t port)
 out:
     close_fd(&fd);
     if (rc) {
-        unlink_own_socket(st);
+        vchan__local_unbind(&st->sock, st->path);
     }
     return rc;
-}
-
-/* Read exactly len bytes from a non-blocking socket within timeout_ms. */
-static int recv_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-    uint64_t deadline = deadline_of(timeout_ms);
-    size_t got = 0;
-
-    while (got < len) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        ssize_t n = recv(fd, (uint8_t *)buf + got, len - got, MSG_DONTWAIT);
-
-        if (n > 0) {
-            got += (size_t)n;
-            continue;
-        }
-        if (n == 0) {
-            errno = ECONNRESET;
-            return -1;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return -1;
-        }
-        if (remaining_ms(deadline) == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (poll(&pfd, 1, remaining_ms(deadline)) < 0 && errno != EINTR) {
-            return -1;
-        }
-    }
-    return 0;
 }
 
 static int send_reply(struct local *st, int fd, uint32_t status)
@@ -748,7 +589,7 @@ static int accept_client(struct local *st)
         status = VCHAN_EPERM;
         goto refuse;
     }
-    if (recv_full(fd, &h, sizeof(h), HELLO_TIMEOUT_MS) < 0) {
+    if (vchan__local_recv_full(fd, &h, sizeof(h), HELLO_TIMEOUT_MS) < 0) {
         /* Closing without a word is what another server's liveness probe does. */
         vchan__logf(st->v, errno == ECONNRESET ? VCHAN_LOG_DEBUG : VCHAN_LOG_WARN,
                     "vchan %s: no hello from client pid %d: %s", st->path, (int)cred.pid,
@@ -782,7 +623,7 @@ static int accept_client(struct local *st)
     }
     /* One client per channel: nobody else may find the socket now. */
     close_fd(&st->listenfd);
-    unlink_own_socket(st);
+    vchan__local_unbind(&st->sock, st->path);
     st->connfd = fd;
     fd = -1;
     vchan__logf(st->v, VCHAN_LOG_INFO, "vchan %s: client pid %d (uid %u) connected", st->path,

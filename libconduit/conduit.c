@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +385,53 @@ static int handshake_all(struct conduit *c, uint64_t deadline, int timeout_ms)
     }
 }
 
+/*
+ * What conduit_connect_uri and conduit_listen_uri start with: a zeroed
+ * handle of `size` bytes whose error sink, `err_off` bytes in, is named
+ * after the URI and logs through the caller's logger. NULL without a URI
+ * or memory, with *rc and this thread's last failure saying which.
+ */
+static void *handle_new(const struct conduit_uri *u, const struct conduit_options *opts,
+                        size_t size, size_t err_off, int *rc)
+{
+    struct conduit__err *e;
+    char *h;
+
+    if (!u) {
+        snprintf(last_failure, sizeof(last_failure), "no URI given");
+        *rc = -CONDUIT_EINVAL;
+        return NULL;
+    }
+    if (!(h = calloc(1, size))) {
+        snprintf(last_failure, sizeof(last_failure), "out of memory");
+        *rc = -CONDUIT_ENOMEM;
+        return NULL;
+    }
+    e = (struct conduit__err *)(h + err_off);
+    endpoint_name(u, e->name, sizeof(e->name));
+    if (opts) {
+        e->log = opts->log;
+        e->log_ctx = opts->log_ctx;
+    }
+    return h;
+}
+
+/* conduit_connect's and conduit_listen's URI text, parsed; a failure is the constructor's. */
+static int parse_arg(const char *uri, unsigned flags, const struct conduit_options *opts,
+                     struct conduit_uri **u)
+{
+    char err[CONDUIT__MSG_MAX];
+    int rc = conduit_uri_parse(uri ? uri : "", flags, u, err, sizeof(err));
+
+    if (rc < 0) {
+        struct conduit__err e = {.msg = ""};
+
+        conduit__fmt(e.msg, sizeof(e.msg), "%s: %s", uri ? uri : "(null)", err);
+        return failed(&e, opts, rc);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ connect */
 
 CONDUIT_EXPORT int conduit_connect_uri(struct conduit **out, const struct conduit_uri *u,
@@ -398,18 +446,8 @@ CONDUIT_EXPORT int conduit_connect_uri(struct conduit **out, const struct condui
         return -CONDUIT_EINVAL;
     }
     *out = NULL;
-    if (!u) {
-        snprintf(last_failure, sizeof(last_failure), "no URI given");
-        return -CONDUIT_EINVAL;
-    }
-    if (!(c = calloc(1, sizeof(*c)))) {
-        snprintf(last_failure, sizeof(last_failure), "out of memory");
-        return -CONDUIT_ENOMEM;
-    }
-    endpoint_name(u, c->err.name, sizeof(c->err.name));
-    if (opts) {
-        c->err.log = opts->log;
-        c->err.log_ctx = opts->log_ctx;
+    if (!(c = handle_new(u, opts, sizeof(*c), offsetof(struct conduit, err), &rc))) {
+        return rc;
     }
     if ((rc = check_uri(&c->err, u, false, opts)) < 0) {
         goto out;
@@ -466,19 +504,14 @@ CONDUIT_EXPORT int conduit_connect(struct conduit **out, const char *uri,
                                    const struct conduit_options *opts)
 {
     struct conduit_uri *u = NULL;
-    char err[CONDUIT__MSG_MAX];
     int rc;
 
     if (!out) {
         return -CONDUIT_EINVAL;
     }
     *out = NULL;
-    rc = conduit_uri_parse(uri ? uri : "", 0, &u, err, sizeof(err));
-    if (rc < 0) {
-        struct conduit__err e = {.msg = ""};
-
-        conduit__fmt(e.msg, sizeof(e.msg), "%s: %s", uri ? uri : "(null)", err);
-        return failed(&e, opts, rc);
+    if ((rc = parse_arg(uri, 0, opts, &u)) < 0) {
+        return rc;
     }
     rc = conduit_connect_uri(out, u, opts);
     conduit_uri_free(u);
@@ -703,18 +736,8 @@ CONDUIT_EXPORT int conduit_listen_uri(struct conduit_listener **out, const struc
         return -CONDUIT_EINVAL;
     }
     *out = NULL;
-    if (!u) {
-        snprintf(last_failure, sizeof(last_failure), "no URI given");
-        return -CONDUIT_EINVAL;
-    }
-    if (!(l = calloc(1, sizeof(*l)))) {
-        snprintf(last_failure, sizeof(last_failure), "out of memory");
-        return -CONDUIT_ENOMEM;
-    }
-    endpoint_name(u, l->err.name, sizeof(l->err.name));
-    if (opts) {
-        l->err.log = opts->log;
-        l->err.log_ctx = opts->log_ctx;
+    if (!(l = handle_new(u, opts, sizeof(*l), offsetof(struct conduit_listener, err), &rc))) {
+        return rc;
     }
     l->layer = u->layer;
     l->transport = u->transport;
@@ -758,19 +781,14 @@ CONDUIT_EXPORT int conduit_listen(struct conduit_listener **out, const char *uri
                                   const struct conduit_options *opts)
 {
     struct conduit_uri *u = NULL;
-    char err[CONDUIT__MSG_MAX];
     int rc;
 
     if (!out) {
         return -CONDUIT_EINVAL;
     }
     *out = NULL;
-    rc = conduit_uri_parse(uri ? uri : "", CONDUIT_URI_LISTEN, &u, err, sizeof(err));
-    if (rc < 0) {
-        struct conduit__err e = {.msg = ""};
-
-        conduit__fmt(e.msg, sizeof(e.msg), "%s: %s", uri ? uri : "(null)", err);
-        return failed(&e, opts, rc);
+    if ((rc = parse_arg(uri, CONDUIT_URI_LISTEN, opts, &u)) < 0) {
+        return rc;
     }
     rc = conduit_listen_uri(out, u, opts);
     conduit_uri_free(u);

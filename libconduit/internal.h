@@ -289,4 +289,64 @@ struct conduit__rdv_server {
 bool conduit__nonce_valid(const char *s);
 int conduit__nonce_new(char nonce[CONDUIT__NONCE_LEN + 1]);
 
+/*
+ * What the peer of an accept rendezvous writes, parsed without any I/O
+ * (rdv_parse.c; tests/fuzz/fuzz_accept.c). Everything here is hostile
+ * input: a client's request, a server's answer, names listed in xenstore.
+ */
+
+/* A decimal domain id of 1 to 5 digits, 0..VCHAN_DOMID_MAX; -1 otherwise. */
+int conduit__domid_parse(const char *s, size_t len);
+
+/* Xen: a request's node name "<domid>-<nonce>": the claimed domain id (nonce set), or -1. */
+int conduit__rdv_request_name(const char *name, char nonce[CONDUIT__NONCE_LEN + 1]);
+/*
+ * Xen: a refusal written into a request node is "refused: <why>". make
+ * writes one (cut to len - 1 bytes, NUL-terminated) and returns its length
+ * without the NUL; parse says whether val (len bytes, no NUL needed) is one,
+ * and puts its reason, printable characters only, in why (NULL: not wanted).
+ */
+#define CONDUIT__RDV_REFUSED "refused: "
+size_t conduit__rdv_refusal_make(char *val, size_t len, const char *why);
+bool conduit__rdv_refusal_parse(const char *val, size_t len, char *why, size_t whylen);
+
+/* Local platform: a client's request and the server's answer (same host: native byte order). */
+#define CONDUIT__RDV_REQ_MAGIC 0x71657263u /* "creq" */
+#define CONDUIT__RDV_REP_MAGIC 0x70657263u /* "crep" */
+#define CONDUIT__RDV_VERSION 1u
+#define CONDUIT__RDV_PORT_LEN 64 /* VCHAN_PORT_MAX */
+#define CONDUIT__RDV_WHY_LEN 200
+
+struct conduit__rdv_request {
+    uint32_t magic, version;
+    uint32_t client_domid, server_domid; /* what the client believes: checked */
+    char nonce[CONDUIT__NONCE_LEN];      /* hex, no NUL */
+    char port[CONDUIT__RDV_PORT_LEN];    /* NUL-padded */
+};
+
+struct conduit__rdv_reply {
+    uint32_t magic, version;
+    int32_t status;                 /* 0, or the CONDUIT_E* code of a refusal */
+    char why[CONDUIT__RDV_WHY_LEN]; /* NUL-terminated */
+};
+
+void conduit__rdv_request_make(struct conduit__rdv_request *req, int client, int server,
+                               const char *nonce, const char *port);
+/*
+ * A request to the listener of `port` in domain `self`: 0 with the client's
+ * domain id and nonce, or -CONDUIT_EPROTO with the reason in why.
+ */
+int conduit__rdv_request_parse(const struct conduit__rdv_request *req, int self, const char *port,
+                               int *client, char nonce[CONDUIT__NONCE_LEN + 1], char *why,
+                               size_t whylen) CONDUIT__MUST_CHECK;
+void conduit__rdv_reply_make(struct conduit__rdv_reply *rep, int status, const char *why);
+/*
+ * An answer: -CONDUIT_EPROTO when malformed; else 0 with *refusal 0 (the
+ * channel is published) or the code to report a refusal with (never
+ * EAGAIN: a refusal is final), and its reason in why (printable; the
+ * code's text when the server gave none).
+ */
+int conduit__rdv_reply_parse(const struct conduit__rdv_reply *rep, int *refusal, char *why,
+                             size_t whylen) CONDUIT__MUST_CHECK;
+
 #endif

@@ -13,8 +13,9 @@
  * As on the platform itself, domain ids are labels: the credential is the
  * peer's uid (SO_PEERCRED: ours or root), and the directory must be ours
  * alone (0700, not group- or world-writable), so nobody else can put a
- * socket in place of ours. The directory rules and VCHAN_DOMID parsing must
- * agree with dom0/platform_local.c, which libvchan does not export.
+ * socket in place of ours. The directory, its rules and VCHAN_DOMID are
+ * the platform's own (libvchan/local_dir.c, compiled into both libraries);
+ * the messages are parsed in rdv_parse.c.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -24,7 +25,6 @@
 #endif
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "libconduit/internal.h"
+#include "libvchan/local_dir.h"
 #include "vchan.h"
 
 #define PATH_LEN sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -41,106 +42,49 @@
 #define REQUEST_TIMEOUT_MS 500
 #define LISTEN_BACKLOG 64
 
-/* Same host, so native byte order. */
-#define REQ_MAGIC 0x71657263u /* "creq" */
-#define REP_MAGIC 0x70657263u /* "crep" */
-#define RDV_VERSION 1u
-
-struct rdv_request {
-    uint32_t magic, version;
-    uint32_t client_domid, server_domid; /* what the client believes: checked */
-    char nonce[CONDUIT__NONCE_LEN];      /* hex, no NUL */
-    char port[VCHAN_PORT_MAX];           /* NUL-padded */
-};
-
-struct rdv_reply {
-    uint32_t magic, version;
-    int32_t status; /* 0, or the CONDUIT_E* code of a refusal */
-    char why[200];  /* NUL-terminated */
-};
-
 /* ------------------------------------------------------------ shared */
+
+/* A failure of libvchan/local_dir.c as ours: its message, the nearest code. */
+static int dir_error(struct conduit__err *e, int vrc, const char *msg)
+{
+    switch (vrc) {
+    case -VCHAN_EINVAL:
+        return conduit__errorf(e, CONDUIT_EINVAL, "%s", msg);
+    case -VCHAN_EPERM:
+        return conduit__errorf(e, CONDUIT_EPERM, "%s", msg);
+    case -VCHAN_EADDRINUSE:
+        return conduit__errorf(e, CONDUIT_EADDRINUSE, "%s", msg);
+    default:
+        return conduit__errorf(e, CONDUIT_EIO, "%s", msg);
+    }
+}
 
 int conduit__local_self_domid(struct conduit__err *e, int *domid)
 {
-    const char *s = getenv("VCHAN_DOMID");
-    long val = 0;
-    size_t i;
+    char msg[VCHAN__LOCAL_MSG_MAX];
+    int rc = vchan__local_env_domid(domid, msg);
 
-    *domid = 0;
-    if (!s || !*s) {
-        return 0;
-    }
-    for (i = 0; s[i]; i++) {
-        if (s[i] < '0' || s[i] > '9' || i >= 5) {
-            return conduit__errorf(e, CONDUIT_EINVAL, "bad VCHAN_DOMID '%.32s' (expected 0-%d)", s,
-                                   VCHAN_DOMID_MAX);
-        }
-        val = val * 10 + (s[i] - '0');
-    }
-    if (val > VCHAN_DOMID_MAX) {
-        return conduit__errorf(e, CONDUIT_EINVAL, "bad VCHAN_DOMID '%s' (expected 0-%d)", s,
-                               VCHAN_DOMID_MAX);
-    }
-    *domid = (int)val;
-    return 0;
+    return rc < 0 ? dir_error(e, rc, msg) : 0;
 }
 
 static int runtime_dir(struct conduit__err *e, char *dir, size_t len)
 {
-    const char *env = getenv("VCHAN_DIR");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    int n;
+    char msg[VCHAN__LOCAL_MSG_MAX];
+    int rc = vchan__local_dir_name(dir, len, msg);
 
-    if (env && *env) {
-        n = snprintf(dir, len, "%s", env);
-    } else if (xdg && xdg[0] == '/') {
-        n = snprintf(dir, len, "%s/vchan", xdg);
-    } else {
-        n = snprintf(dir, len, "/tmp/vchan-%u", (unsigned)geteuid());
-    }
-    if (n < 0 || (size_t)n >= len) {
-        return conduit__errorf(e, CONDUIT_EINVAL, "vchan directory name too long (%d bytes)", n);
-    }
-    return 0;
+    return rc < 0 ? dir_error(e, rc, msg) : 0;
 }
 
 /* As the platform: ours alone, or refused. -CONDUIT_ENOENT (no message) when absent. */
 static int check_dir(struct conduit__err *e, const char *dir, bool create)
 {
-    struct stat sb;
+    char msg[VCHAN__LOCAL_MSG_MAX];
+    int rc = vchan__local_dir_check(dir, create, msg);
 
-    if (create && mkdir(dir, 0700) == 0) {
-        if (chmod(dir, 0700) < 0) {
-            return conduit__errorf(e, CONDUIT_EIO, "cannot set mode 0700 on %s: %s", dir,
-                                   strerror(errno));
-        }
-    } else if (create && errno != EEXIST) {
-        return conduit__errorf(e, errno == EACCES ? CONDUIT_EPERM : CONDUIT_EIO,
-                               "cannot create vchan directory %s: %s", dir, strerror(errno));
+    if (rc == -VCHAN_ENOENT && !create) {
+        return -CONDUIT_ENOENT;
     }
-    if (lstat(dir, &sb) < 0) {
-        if (errno == ENOENT && !create) {
-            return -CONDUIT_ENOENT;
-        }
-        return conduit__errorf(e, errno == EACCES ? CONDUIT_EPERM : CONDUIT_EIO,
-                               "cannot use vchan directory %s: %s", dir, strerror(errno));
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        return conduit__errorf(e, CONDUIT_EPERM, "refusing vchan directory %s: not a directory",
-                               dir);
-    }
-    if (sb.st_uid != geteuid()) {
-        return conduit__errorf(e, CONDUIT_EPERM,
-                               "refusing vchan directory %s: owned by uid %u, not by us (uid %u)",
-                               dir, (unsigned)sb.st_uid, (unsigned)geteuid());
-    }
-    if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
-        return conduit__errorf(e, CONDUIT_EPERM,
-                               "refusing vchan directory %s: group- or world-writable (mode %04o)",
-                               dir, (unsigned)(sb.st_mode & 07777));
-    }
-    return 0;
+    return rc < 0 ? dir_error(e, rc, msg) : 0;
 }
 
 static int make_path(struct conduit__err *e, char *buf, const char *dir, int server,
@@ -151,38 +95,6 @@ static int make_path(struct conduit__err *e, char *buf, const char *dir, int ser
     if (n < 0 || (size_t)n >= PATH_LEN) {
         return conduit__errorf(e, CONDUIT_EINVAL, "socket path %s/%d.%s.%s too long (%d bytes)",
                                dir, server, middle, port, n);
-    }
-    return 0;
-}
-
-/* Exactly len bytes within timeout_ms, from a non-blocking socket; -1 with errno. */
-static int recv_full(int fd, void *buf, size_t len, int timeout_ms)
-{
-    uint64_t deadline = conduit__deadline(timeout_ms > 0 ? timeout_ms : 1);
-    size_t got = 0;
-
-    while (got < len) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        ssize_t n = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
-
-        if (n > 0) {
-            got += (size_t)n;
-            continue;
-        }
-        if (n == 0) {
-            errno = ECONNRESET;
-            return -1;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return -1;
-        }
-        if (conduit__remaining(deadline) == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (poll(&p, 1, conduit__remaining(deadline)) < 0 && errno != EINTR) {
-            return -1;
-        }
     }
     return 0;
 }
@@ -202,12 +114,13 @@ static int lc_probe(struct conduit__rdv_client *rc, const char *nonce, enum cond
 {
     struct lclient *c = (struct lclient *)rc;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct rdv_request req = {.magic = REQ_MAGIC, .version = RDV_VERSION};
-    struct rdv_reply rep;
+    struct conduit__rdv_request req;
+    struct conduit__rdv_reply rep;
+    char why[CONDUIT__RDV_WHY_LEN];
     char path[PATH_LEN];
     char self[16];
     struct stat sb;
-    int fd = -1, rc2, err;
+    int fd = -1, rc2, err, refusal, ms;
 
     *out = CONDUIT__PROBE_NONE;
     rc2 = check_dir(c->e, c->dir, false);
@@ -242,10 +155,7 @@ static int lc_probe(struct conduit__rdv_client *rc, const char *nonce, enum cond
         return conduit__errorf(c->e, err == EACCES ? CONDUIT_EPERM : CONDUIT_EIO,
                                "cannot connect to %s: %s", sa.sun_path, strerror(err));
     }
-    req.client_domid = (uint32_t)c->self;
-    req.server_domid = (uint32_t)c->server;
-    memcpy(req.nonce, nonce, CONDUIT__NONCE_LEN);
-    memcpy(req.port, c->port, strlen(c->port));
+    conduit__rdv_request_make(&req, c->self, c->server, nonce, c->port);
     /* A fresh socket's buffer takes a hundred bytes: this never blocks. */
     if (send(fd, &req, sizeof(req), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(req)) {
         err = errno;
@@ -258,7 +168,8 @@ static int lc_probe(struct conduit__rdv_client *rc, const char *nonce, enum cond
      * finished with an earlier client (vchan-cat -k): wait as long as the
      * connect timeout allows.
      */
-    if (recv_full(fd, &rep, sizeof(rep), conduit__remaining(c->deadline)) < 0) {
+    ms = conduit__remaining(c->deadline);
+    if (vchan__local_recv_full(fd, &rep, sizeof(rep), ms > 0 ? ms : 1) < 0) {
         err = errno;
         close(fd);
         if (err == ECONNRESET) {
@@ -273,16 +184,12 @@ static int lc_probe(struct conduit__rdv_client *rc, const char *nonce, enum cond
                                strerror(err));
     }
     close(fd);
-    if (rep.magic != REP_MAGIC || rep.version != RDV_VERSION) { /* peer-controlled */
+    if (conduit__rdv_reply_parse(&rep, &refusal, why, sizeof(why)) < 0) {
         return conduit__errorf(c->e, CONDUIT_EPROTO, "malformed answer from %s", sa.sun_path);
     }
-    if (rep.status != 0) {
-        int code = rep.status > 0 && rep.status < CONDUIT_ERRNO_MAX ? rep.status : CONDUIT_EIO;
-
-        rep.why[sizeof(rep.why) - 1] = '\0';
-        return conduit__errorf(c->e, code == CONDUIT_EAGAIN ? CONDUIT_EIO : code,
-                               "server domain %d refused the connection: %s", c->server,
-                               rep.why[0] ? rep.why : conduit_strerror(code));
+    if (refusal) {
+        return conduit__errorf(c->e, refusal, "server domain %d refused the connection: %s",
+                               c->server, why);
     }
     *out = CONDUIT__PROBE_ACCEPT;
     return 0;
@@ -347,9 +254,7 @@ struct lserver {
     int self;
     char port[VCHAN_PORT_MAX + 1];
     char path[PATH_LEN];
-    bool bound;
-    dev_t dev;
-    ino_t ino;
+    struct vchan__local_sock sock;
 };
 
 static int ls_fd(struct conduit__rdv_server *rs)
@@ -359,12 +264,10 @@ static int ls_fd(struct conduit__rdv_server *rs)
 
 static void reply(int fd, int status, const char *why)
 {
-    struct rdv_reply rep = {.magic = REP_MAGIC, .version = RDV_VERSION, .status = status};
+    struct conduit__rdv_reply rep;
     ssize_t n;
 
-    if (why) {
-        snprintf(rep.why, sizeof(rep.why), "%s", why);
-    }
+    conduit__rdv_reply_make(&rep, status, why);
     /* A fresh socket's buffer takes it whole; a client that left does not matter. */
     n = send(fd, &rep, sizeof(rep), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
@@ -379,7 +282,7 @@ static int ls_next(struct conduit__rdv_server *rs, int *client, char nonce[CONDU
         s->cur = -1;
     }
     for (;;) {
-        struct rdv_request req;
+        struct conduit__rdv_request req;
         struct ucred cred;
         socklen_t len = sizeof(cred);
         char why[160];
@@ -408,39 +311,21 @@ static int ls_next(struct conduit__rdv_server *rs, int *client, char nonce[CONDU
             close(fd);
             continue;
         }
-        if (recv_full(fd, &req, sizeof(req), REQUEST_TIMEOUT_MS) < 0) {
+        if (vchan__local_recv_full(fd, &req, sizeof(req), REQUEST_TIMEOUT_MS) < 0) {
             conduit__logf(s->e, CONDUIT_LOG_WARN, "no request from pid %d: %s", (int)cred.pid,
                           strerror(errno));
             close(fd);
             continue;
         }
-        /* Everything below is peer-controlled. */
-        why[0] = '\0';
-        if (req.magic != REQ_MAGIC || req.version != RDV_VERSION) {
-            snprintf(why, sizeof(why), "malformed request");
-        } else if (req.server_domid != (uint32_t)s->self) {
-            snprintf(why, sizeof(why), "this is domain %d, not %u", s->self, req.server_domid);
-        } else if (req.client_domid > VCHAN_DOMID_MAX) {
-            snprintf(why, sizeof(why), "client domain %u out of range", req.client_domid);
-        } else if (strnlen(req.port, sizeof(req.port)) != strlen(s->port) ||
-                   memcmp(req.port, s->port, strlen(s->port)) != 0) {
-            snprintf(why, sizeof(why), "request for another port");
-        } else {
-            memcpy(nonce, req.nonce, CONDUIT__NONCE_LEN);
-            nonce[CONDUIT__NONCE_LEN] = '\0';
-            if (!conduit__nonce_valid(nonce)) {
-                snprintf(why, sizeof(why), "malformed nonce");
-            }
-        }
-        if (why[0]) {
+        if (conduit__rdv_request_parse(&req, s->self, s->port, client, nonce, why, sizeof(why)) <
+            0) {
             conduit__logf(s->e, CONDUIT_LOG_WARN, "refused pid %d: %s", (int)cred.pid, why);
             reply(fd, CONDUIT_EPROTO, why);
             close(fd);
             continue;
         }
-        conduit__logf(s->e, CONDUIT_LOG_DEBUG, "request from pid %d (uid %u) as domain %u",
-                      (int)cred.pid, (unsigned)cred.uid, req.client_domid);
-        *client = (int)req.client_domid;
+        conduit__logf(s->e, CONDUIT_LOG_DEBUG, "request from pid %d (uid %u) as domain %d",
+                      (int)cred.pid, (unsigned)cred.uid, *client);
         s->cur = fd;
         return 1;
     }
@@ -460,7 +345,6 @@ static void ls_answer(struct conduit__rdv_server *rs, int status, const char *wh
 static void ls_close(struct conduit__rdv_server *rs)
 {
     struct lserver *s = (struct lserver *)rs;
-    struct stat sb;
 
     if (s->cur >= 0) {
         close(s->cur);
@@ -469,9 +353,7 @@ static void ls_close(struct conduit__rdv_server *rs)
         close(s->fd);
     }
     /* Only our own socket: a successor's has another inode. */
-    if (s->bound && lstat(s->path, &sb) == 0 && sb.st_dev == s->dev && sb.st_ino == s->ino) {
-        unlink(s->path);
-    }
+    vchan__local_unbind(&s->sock, s->path);
     free(s);
 }
 
@@ -485,57 +367,18 @@ static const struct conduit__rdv_server_ops lserver_ops = {
 /* Bind s->path, replacing a stale socket but never a live one. */
 static int bind_accept_socket(struct lserver *s)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat sb;
-    int tries;
+    char msg[VCHAN__LOCAL_MSG_MAX];
+    int rc = vchan__local_bind(s->fd, s->path, &s->sock, msg);
 
-    memcpy(sa.sun_path, s->path, strlen(s->path) + 1);
-    for (tries = 0; tries < 3; tries++) {
-        int probe, err;
-
-        if (bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            if (lstat(s->path, &sb) < 0) {
-                return conduit__errorf(s->e, CONDUIT_EIO, "stat %s: %s", s->path, strerror(errno));
-            }
-            s->bound = true;
-            s->dev = sb.st_dev;
-            s->ino = sb.st_ino;
-            /* bind applied the umask; connecting needs write permission for us. */
-            if (chmod(s->path, 0600) < 0) {
-                return conduit__errorf(s->e, CONDUIT_EIO, "chmod %s: %s", s->path, strerror(errno));
-            }
-            return 0;
-        }
-        if (errno != EADDRINUSE) {
-            return conduit__errorf(s->e, errno == EACCES ? CONDUIT_EPERM : CONDUIT_EIO,
-                                   "cannot bind %s: %s", s->path, strerror(errno));
-        }
-        if (lstat(s->path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
-            return conduit__errorf(s->e, CONDUIT_EADDRINUSE, "%s exists and is not a socket",
-                                   s->path);
-        }
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (probe < 0) {
-            return conduit__errorf(s->e, CONDUIT_EIO, "socket: %s", strerror(errno));
-        }
-        err = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : errno;
-        close(probe);
-        if (err == 0 || err == EAGAIN) {
-            return conduit__errorf(s->e, CONDUIT_EADDRINUSE,
-                                   "another listener accepts for port %s (%s)", s->port, s->path);
-        }
-        if (err != ECONNREFUSED && err != ENOENT) {
-            return conduit__errorf(s->e, CONDUIT_EIO, "cannot probe %s: %s", s->path,
-                                   strerror(err));
-        }
+    if (s->sock.replaced_stale) {
         conduit__logf(s->e, CONDUIT_LOG_INFO, "removing stale socket %s", s->path);
-        if (unlink(s->path) < 0 && errno != ENOENT) {
-            return conduit__errorf(s->e, CONDUIT_EIO, "cannot remove stale socket %s: %s", s->path,
-                                   strerror(errno));
-        }
+        s->sock.replaced_stale = false;
     }
-    return conduit__errorf(s->e, CONDUIT_EADDRINUSE, "cannot bind %s: it keeps reappearing",
-                           s->path);
+    if (rc == VCHAN__LOCAL_BUSY) {
+        return conduit__errorf(s->e, CONDUIT_EADDRINUSE,
+                               "another listener accepts for port %s (%s)", s->port, s->path);
+    }
+    return rc < 0 ? dir_error(s->e, rc, msg) : 0;
 }
 
 int conduit__local_rdv_server_open(struct conduit__err *e, const char *port,

@@ -49,7 +49,6 @@
 const bool conduit__xen_built = true;
 
 #define PATH_MAX_LEN 256
-#define REFUSED "refused: "
 
 static int os_code(int err)
 {
@@ -77,24 +76,6 @@ static struct xs_handle *open_xs(struct conduit__err *e)
     return xs;
 }
 
-/* A decimal domain id of at most 5 digits, 0-32751; -1 otherwise. */
-static int parse_domid(const char *s, size_t len)
-{
-    int v = 0;
-    size_t i;
-
-    if (len == 0 || len > 5) {
-        return -1;
-    }
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    return v <= VCHAN_DOMID_MAX ? v : -1;
-}
-
 /* A value read from xenstore as a domain id. */
 static int read_domid(struct xs_handle *xs, const char *path, int *domid)
 {
@@ -104,7 +85,7 @@ static int read_domid(struct xs_handle *xs, const char *path, int *domid)
     if (!val) {
         return -1;
     }
-    *domid = parse_domid(val, len);
+    *domid = conduit__domid_parse(val, len);
     free(val);
     if (*domid < 0) {
         errno = EINVAL;
@@ -165,7 +146,7 @@ int conduit__xen_domid_by_name(struct conduit__err *e, const char *name, int *do
         char path[PATH_MAX_LEN];
         unsigned len = 0;
         char *val;
-        int id = parse_domid(ids[i], strlen(ids[i])); /* peer-controlled */
+        int id = conduit__domid_parse(ids[i], strlen(ids[i])); /* peer-controlled */
 
         if (id < 0) {
             continue;
@@ -318,6 +299,7 @@ static int xc_answer(struct conduit__rdv_client *rc)
 {
     struct xclient *c = (struct xclient *)rc;
     char ring[PATH_MAX_LEN];
+    char why[160];
     unsigned len = 0;
     char *val;
 
@@ -337,20 +319,7 @@ static int xc_answer(struct conduit__rdv_client *rc)
                                "server domain %d dropped our request (its listener went away?)",
                                c->server);
     }
-    if (len >= sizeof(REFUSED) - 1 && memcmp(val, REFUSED, sizeof(REFUSED) - 1) == 0) {
-        char why[160];
-        size_t i, n = len - (sizeof(REFUSED) - 1);
-
-        /* The server's words, shown to a user: printable characters only. */
-        if (n >= sizeof(why)) {
-            n = sizeof(why) - 1;
-        }
-        for (i = 0; i < n; i++) {
-            char ch = val[sizeof(REFUSED) - 1 + i]; /* peer-controlled */
-
-            why[i] = ch >= 0x20 && ch < 0x7f ? ch : '?';
-        }
-        why[n] = '\0';
+    if (conduit__rdv_refusal_parse(val, len, why, sizeof(why))) {
         free(val);
         return conduit__errorf(c->e, CONDUIT_ECONNREFUSED,
                                "server domain %d refused the connection: %s", c->server, why);
@@ -510,23 +479,6 @@ static int xs_fd(struct conduit__rdv_server *rs)
     return xs_fileno(((struct xserver *)rs)->xs);
 }
 
-/* "<domid>-<nonce>": the domain the request claims to come from, and its nonce. */
-static int parse_request(const char *name, char nonce[CONDUIT__NONCE_LEN + 1])
-{
-    const char *dash = strchr(name, '-');
-    int domid;
-
-    if (!dash || strlen(dash + 1) != CONDUIT__NONCE_LEN) {
-        return -1;
-    }
-    domid = parse_domid(name, (size_t)(dash - name));
-    memcpy(nonce, dash + 1, CONDUIT__NONCE_LEN + 1);
-    if (domid < 0 || !conduit__nonce_valid(nonce)) {
-        return -1;
-    }
-    return domid;
-}
-
 static int xs_next(struct conduit__rdv_server *rs, int *client, char nonce[CONDUIT__NONCE_LEN + 1])
 {
     struct xserver *s = (struct xserver *)rs;
@@ -561,14 +513,14 @@ static int xs_next(struct conduit__rdv_server *rs, int *client, char nonce[CONDU
         int claimed;
 
         snprintf(path, sizeof(path), "%s/%s", s->req_dir, names[i]);
-        claimed = parse_request(names[i], nonce); /* peer-controlled */
+        claimed = conduit__rdv_request_name(names[i], nonce); /* peer-controlled */
         if (claimed < 0 || strlen(names[i]) >= sizeof(s->cur)) {
             conduit__logf(s->e, CONDUIT_LOG_WARN, "malformed request '%.40s': removed", names[i]);
             (void)xs_rm(s->xs, XBT_NULL, path);
             continue;
         }
         val = xs_read(s->xs, XBT_NULL, path, &len);
-        if (val && len >= sizeof(REFUSED) - 1 && memcmp(val, REFUSED, sizeof(REFUSED) - 1) == 0) {
+        if (val && conduit__rdv_refusal_parse(val, len, NULL, 0)) {
             free(val); /* answered already; its client removes it */
             continue;
         }
@@ -609,11 +561,9 @@ static void xs_answer(struct conduit__rdv_server *rs, int status, const char *wh
         (void)xs_rm(s->xs, XBT_NULL, path); /* its channel is published: taken */
     } else {
         char val[200];
-        int n = snprintf(val, sizeof(val), REFUSED "%s", why ? why : conduit_strerror(status));
+        size_t n =
+            conduit__rdv_refusal_make(val, sizeof(val), why ? why : conduit_strerror(status));
 
-        if (n < 0 || (size_t)n >= sizeof(val)) {
-            n = (int)sizeof(val) - 1;
-        }
         (void)xs_write(s->xs, XBT_NULL, path, val, (unsigned)n);
     }
     s->cur[0] = '\0';

@@ -30,8 +30,9 @@
  * Both: no descriptor leaks (the count in /proc/self/fd is the same after
  * each input), no socket left in the directory.
  *
- * The message layouts are copied from platform_local.c; if they change,
- * the structured inputs here lose their meaning (the raw ones do not).
+ * The message layouts are mirrored from platform_local.c (fake_local.h); if
+ * they change, the structured inputs here lose their meaning (the raw ones
+ * do not).
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -60,27 +61,13 @@
 #include <unistd.h>
 
 #include "barrier.h"
+#include "fake_local.h"
 #include "fuzz.h"
 #include "hosted.h"
 #include "internal.h"
 
-/* ---- the local platform's messages (dom0/platform_local.c) ---- */
-#define MSG_VERSION 1u
-#define MAGIC_HELLO 0x6c6c6568u
-#define MAGIC_REPLY 0x796c7072u
-#define MAGIC_NOTICE 0x6563746eu
-#define NO_NOTIFY UINT32_MAX
+/* The local platform's messages (dom0/platform_local.c) are in tests/unit/fake_local.h. */
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
-
-struct msg_hello {
-    uint32_t magic, version, client_domid, server_domid;
-};
-struct msg_reply {
-    uint32_t magic, version, status, ring_ref, evtchn, npages, notify_ref, notify_offset;
-};
-struct msg_notice {
-    uint32_t magic, version, ref, offset;
-};
 
 #define PORT "fz"
 #define MAX_CHUNKS 4
@@ -123,53 +110,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (!d) {
-        return -1;
-    }
-    while ((e = readdir(d))) {
-        n += e->d_name[0] != '.';
-    }
-    closedir(d);
-    return n;
-}
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Send bytes with descriptors attached (none when nfds is 0). */
-static ssize_t send_with_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds)
-{
-    union {
-        char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-
-    if (nfds) {
-        struct cmsghdr *c;
-
-        memset(&u, 0, sizeof(u));
-        msg.msg_control = u.buf;
-        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-        c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-    }
-    return sendmsg(sock, &msg, MSG_NOSIGNAL);
 }
 
 /* ------------------------------------------------------------ side 0: a hostile server */
@@ -344,7 +290,7 @@ static void *server_thread(void *arg)
             /* Descriptors need a byte to travel with. */
             c->len = 1;
         }
-        if (send_with_fds(conn, c->bytes, c->len, c->fds, c->nfds) < 0) {
+        if (fake_send_fds(conn, c->bytes, c->len, c->fds, c->nfds) < 0) {
             break;
         }
         /* Until the client has read it all, or stopped reading: same stream every run. */
@@ -681,13 +627,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!dir[0]) {
         LLVMFuzzerInitialize(NULL, NULL);
     }
-    fds_before = count_fds();
+    fds_before = fake_count_fds();
     if (fuzz_u8(&in) & 1) {
         server_side(&in);
     } else {
         client_side(&in);
     }
-    fds_after = count_fds();
+    fds_after = fake_count_fds();
     FUZZ_CHECK(fds_after == fds_before, "%d descriptors before, %d after", fds_before, fds_after);
     return 0;
 }

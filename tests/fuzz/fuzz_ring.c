@@ -492,7 +492,8 @@ static void our_state(struct state *s)
     rc = vchan_wait_connected(o);
     check_rc(s, rc, "vchan_wait_connected", 0, 0);
     rc = vchan_wait(o);
-    FUZZ_CHECK(rc == 0 || rc == -VCHAN_EAGAIN || (s->fault && rc == -VCHAN_EIO),
+    FUZZ_CHECK(s->broken ? rc == -VCHAN_EPROTO
+                         : rc == 0 || rc == -VCHAN_EAGAIN || (s->fault && rc == -VCHAN_EIO),
                "vchan_wait (non-blocking): %s", vchan_errname(rc));
     compare(s, &sn, "vchan_is_open/vchan_wait_connected/vchan_wait");
 }

@@ -15,38 +15,13 @@
 # One PASS/FAIL line per round; exits non-zero when any round failed.
 set -u
 
-builddir=${top_builddir:-.}
-CAT=$builddir/dom0/vchan-cat
-if [ ! -x "$CAT" ]; then
-    echo "FAIL: $CAT not found or not executable: build it first (make)" >&2
-    exit 1
-fi
+NAME=kill
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
 if ! command -v openssl > /dev/null; then
     echo "FAIL: openssl not found: it makes the test streams (apt-get install openssl)" >&2
     exit 1
 fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vchan-kill.XXXXXX") || exit 1
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill -9 "$p" 2>/dev/null
-    done
-    for p in "$tmp"/*.pid; do
-        [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-export VCHAN_DIR=$tmp/run
-mkdir -m 700 "$VCHAN_DIR"
-export VCHAN_PLATFORM=local
-unset VCHAN_DOMID
 
 seed=${TEST_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$seed
@@ -65,18 +40,7 @@ gen() {
 }
 export -f gen
 
-failures=0
 notes=0
-
-pass() { echo "PASS: $*"; }
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-alive() { kill -0 "$1" 2> /dev/null; }
 
 # start NAME KEY|- OUT ARGS...: vchan-cat ARGS under a time limit, sending
 # stream KEY (or nothing); its own pid (for kill -9) lands in NAME.pid, and
@@ -102,19 +66,6 @@ start() {
     fi
     started=$!
     pids+=("$started")
-}
-
-# pid_of NAME: vchan-cat's own pid, once it has written it.
-pid_of() {
-    local i
-    for i in $(seq 200); do
-        if [ -s "$tmp/$1.pid" ]; then
-            cat "$tmp/$1.pid"
-            return 0
-        fi
-        sleep 0.01
-    done
-    return 1
 }
 
 # prefix_ok FILE KEY|-: FILE is an exact prefix of stream KEY (empty for -).

@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: ISC
+# shellcheck shell=bash
 #
-# Shared by the integration tests that talk to real peers (tls.sh,
-# socat.sh, accept.sh): a private directory, PASS/FAIL bookkeeping, free
-# loopback ports, waiting for a listener. Source it after setting NAME.
-# Every process the tests start runs under `timeout`.
+# Shared by the integration tests (transfer.sh, kill.sh, tls.sh, socat.sh,
+# accept.sh; hostile.sh and faults.sh through procs.sh): a private
+# directory with the local platform's rendezvous in it, PASS/FAIL
+# bookkeeping, free loopback ports, waiting for a listener or a file.
+# Source it after setting NAME. Every process the tests start runs under
+# `timeout`; at exit, those in $pids and those whose own pid is in
+# $tmp/*.pid are killed.
 
 builddir=${top_builddir:-.}
 CAT=$builddir/dom0/vchan-cat
@@ -20,6 +24,9 @@ cleanup() {
     local p
     for p in "${pids[@]}"; do
         kill -9 "$p" 2>/dev/null
+    done
+    for p in "$tmp"/*.pid; do
+        [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null
     done
     wait 2>/dev/null
     rm -rf "$tmp"
@@ -42,6 +49,20 @@ pass() { echo "PASS: $*"; }
 fail() {
     echo "FAIL: $*"
     failures=$((failures + 1))
+}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+alive() { kill -0 "$1" 2> /dev/null; }
+
+# pid_of NAME: the pid a process started in the background wrote to
+# $tmp/NAME.pid (its own, for kill -9), once it has; 3 s at most.
+pid_of() {
+    local i
+    for i in $(seq 300); do
+        [ -s "$tmp/$1.pid" ] && { cat "$tmp/$1.pid"; return 0; }
+        sleep 0.01
+    done
+    return 1
 }
 
 # Show files (stderr of processes), indented, when a case fails.

@@ -2,51 +2,21 @@
 # shellcheck shell=bash
 #
 # Sourced by hostile.sh and faults.sh (set NAME first): vchan-cat and
-# tests/hostile/hostile-peer as processes under test. A private directory
-# ($tmp) and VCHAN_DIR on the local platform, PASS/FAIL bookkeeping, and
-# processes started in the background whose own pids are known (to kill -9
-# them, or read their CPU time), each under `timeout`.
+# tests/hostile/hostile-peer as processes under test. lib.sh's private
+# directory, local platform and PASS/FAIL bookkeeping, and processes
+# started in the background whose own pids are known (to kill -9 them, or
+# read their CPU time), each under `timeout`.
 
-builddir=${top_builddir:-.}
-CAT=$builddir/dom0/vchan-cat
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PEER=$builddir/tests/hostile/hostile-peer
-for bin in "$CAT" "$PEER"; do
-    if [ ! -x "$bin" ]; then
-        echo "FAIL: $bin not found: build it first (make check builds both)" >&2
-        exit 1
-    fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vchan-$NAME.XXXXXX") || exit 1
-cleanup() {
-    local p
-    for p in "$tmp"/*.pid; do
-        [ -f "$p" ] && kill -9 "$(cat "$p")" 2> /dev/null
-    done
-    wait 2> /dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-export VCHAN_DIR=$tmp/run
-mkdir -m 700 "$VCHAN_DIR"
-export VCHAN_PLATFORM=local
-unset VCHAN_DOMID
+if [ ! -x "$PEER" ]; then
+    echo "FAIL: $PEER not found: build it first (make check builds it)" >&2
+    exit 1
+fi
 
 seed=${TEST_SEED:-$(($(date +%s) % 100000))}
 RANDOM=$seed
-
-failures=0
-pass() { echo "PASS: $*"; }
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-alive() { kill -0 "$1" 2> /dev/null; }
 
 # run_bg NAME STDIN ARGS...: run ARGS with STDIN, output to $tmp/NAME.out and
 # .err, its own pid in $tmp/NAME.pid (pid_of NAME), under a time limit;
@@ -62,15 +32,6 @@ run_bg() {
         exit $?
     ) 2> /dev/null &
     started=$!
-}
-
-pid_of() {
-    local i
-    for i in $(seq 300); do
-        [ -s "$tmp/$1.pid" ] && { cat "$tmp/$1.pid"; return 0; }
-        sleep 0.01
-    done
-    return 1
 }
 
 # wait_for PATH HUNDREDTHS: until PATH exists, at most HUNDREDTHS/100 s.

@@ -11,65 +11,21 @@
 # One PASS/FAIL line per case; exits non-zero when any case failed.
 set -u
 
-builddir=${top_builddir:-.}
-CAT=$builddir/dom0/vchan-cat
-if [ ! -x "$CAT" ]; then
-    echo "FAIL: $CAT not found or not executable: build it first (make)" >&2
-    exit 1
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vchan-transfer.XXXXXX") || exit 1
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill -9 "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A private rendezvous directory, the local platform, default domain ids.
-export VCHAN_DIR=$tmp/run
-mkdir -m 700 "$VCHAN_DIR"
-export VCHAN_PLATFORM=local
-unset VCHAN_DOMID
+NAME=transfer
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 seed=${TEST_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$seed
 echo "transfer.sh: seed $seed (TEST_SEED=$seed repeats the sizes)"
 
-# Every vchan-cat runs under this; -w bounds each of its own waits.
-LIMIT=(timeout -k 5 40)
+# Each vchan-cat runs under $LIMIT; -w bounds each of its own waits.
 WAIT=5
-
-failures=0
 port_n=0
-
-pass() { echo "PASS: $*"; }
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # make_file PATH SIZE: SIZE random bytes.
 make_file() {
     head -c "$2" /dev/urandom > "$1"
-}
-
-# Show a process's stderr, indented, when a case fails.
-show_err() {
-    local f
-    for f in "$@"; do
-        if [ -s "$f" ]; then
-            sed 's/^/      /' "$f"
-        fi
-    done
 }
 
 # same EXPECTED GOT: byte-identical (an empty or missing EXPECTED means nothing).

@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 
 #include "libvchan/hosted.h"
+#include "tests/unit/fake_local.h"
 #include "tests/unit/unit.h"
 
 #define CHILD_ALARM 15
@@ -111,23 +112,6 @@ static bool exists(const char *path)
     struct stat sb;
 
     return lstat(path, &sb) == 0;
-}
-
-/* Open descriptors of this process, for leak checks. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (!d) {
-        return -1;
-    }
-    while ((e = readdir(d))) {
-        n += e->d_name[0] != '.';
-    }
-    closedir(d);
-    return n;
 }
 
 /* ------------------------------------------------------------ children */
@@ -284,24 +268,6 @@ static int idle_server(const void *arg)
 
 /* ------------------------------------------------- the handshake, raw */
 
-/*
- * The local platform's handshake messages, mirrored here to play hostile
- * peers: keep in step with dom0/platform_local.c.
- */
-#define MSG_VERSION 1u
-#define MAGIC_HELLO 0x6c6c6568u
-#define MAGIC_REPLY 0x796c7072u
-#define MAGIC_NOTICE 0x6563746eu
-struct msg_hello {
-    uint32_t magic, version, client_domid, server_domid;
-};
-struct msg_reply {
-    uint32_t magic, version, status, ring_ref, evtchn, npages, notify_ref, notify_offset;
-};
-struct msg_notice {
-    uint32_t magic, version, ref, offset;
-};
-
 /* Read a reply, closing any descriptors that come with it; returns their count or -1. */
 static int recv_reply_raw(int fd, struct msg_reply *r)
 {
@@ -371,29 +337,6 @@ static int connect_to(const char *path, int timeout_ms)
         usleep(10000);
     }
     return -1;
-}
-
-static int send_fds(int sock, const void *data, size_t len, const int *fds, size_t nfds)
-{
-    union {
-        char buf[CMSG_SPACE(8 * sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-
-    if (nfds) {
-        struct cmsghdr *c;
-        memset(&u, 0, sizeof(u));
-        msg.msg_control = u.buf;
-        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-        c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-    }
-    return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
 
 enum fake_kind {
@@ -485,10 +428,11 @@ static int fake_server(const void *arg)
     if (f->kind == FAKE_SILENT) {
         close(c);
     } else if (f->kind == FAKE_TRUNCATED) {
-        CHILD_CHECK(send_fds(c, &r, sizeof(r) / 2, fds, (size_t)nfds) == 0);
+        CHILD_CHECK(fake_send_fds(c, &r, sizeof(r) / 2, fds, (size_t)nfds) ==
+                    (ssize_t)sizeof(r) / 2);
         close(c);
     } else {
-        CHILD_CHECK(send_fds(c, &r, sizeof(r), fds, (size_t)nfds) == 0);
+        CHILD_CHECK(fake_send_fds(c, &r, sizeof(r), fds, (size_t)nfds) == (ssize_t)sizeof(r));
         /* Stay until the client is done with us. */
         while (recv(c, drain, sizeof(drain), 0) > 0) {
         }
@@ -1107,7 +1051,7 @@ static void test_local_hostile_server(void)
         pid_t pid;
 
         env_setup();
-        fds_before = count_fds();
+        fds_before = fake_count_fds();
         pid = spawn(fake_server, &f);
         rc = vchan_client_open(&c, &cfg);
         CU_ASSERT_EQUAL(rc, cases[i].want);
@@ -1120,7 +1064,7 @@ static void test_local_hostile_server(void)
         vchan_close(c);
         CU_ASSERT_EQUAL(reap(pid), 0);
         /* Whatever the server sent, nothing of it stays open here. */
-        CU_ASSERT_EQUAL(count_fds(), fds_before);
+        CU_ASSERT_EQUAL(fake_count_fds(), fds_before);
         env_teardown();
     }
 }
@@ -1136,7 +1080,7 @@ static void test_local_fds_cloexec_and_released(void)
     pid_t pid;
 
     env_setup();
-    before = count_fds();
+    before = fake_count_fds();
     /* Only what the channel opens counts: make or a shell may pass us their own. */
     d = opendir("/proc/self/fd");
     CU_ASSERT_FATAL(d != NULL);
@@ -1165,7 +1109,7 @@ static void test_local_fds_cloexec_and_released(void)
     CU_ASSERT(n >= 5); /* epoll, connection, memfd, two eventfds */
     vchan_close(s);
     CU_ASSERT_EQUAL(reap(pid), 0);
-    CU_ASSERT_EQUAL(count_fds(), before);
+    CU_ASSERT_EQUAL(fake_count_fds(), before);
 
     /* And the client side, against a server in a child. */
     pid = spawn(idle_server, "fds");
@@ -1173,7 +1117,7 @@ static void test_local_fds_cloexec_and_released(void)
     vchan_close(c);
     kill(pid, SIGKILL);
     CU_ASSERT_EQUAL(reap(pid), -SIGKILL);
-    CU_ASSERT_EQUAL(count_fds(), before);
+    CU_ASSERT_EQUAL(fake_count_fds(), before);
     env_teardown();
 }
 
