@@ -592,7 +592,12 @@ int vchan_recv(struct vchan *v, void *buf, size_t len)
     }
 }
 
-int vchan_data_ready(struct vchan *v, size_t *out)
+/*
+ * data_ready and buffer_space: the caller will act on the count outside the
+ * library, so ask the peer to tell us of changes (as libxenvchan does).
+ */
+static int count_asking(struct vchan *v, size_t *out, uint8_t bit,
+                        int (*count)(struct vchan *, uint32_t *))
 {
     uint32_t n = 0;
     int rc;
@@ -604,33 +609,22 @@ int vchan_data_ready(struct vchan *v, size_t *out)
     if (unusable(v)) {
         return unusable(v);
     }
-    /* The caller will act on this outside the library: ask to hear of changes. */
-    request_notify(v, VCHAN__NOTIFY_WRITE);
-    if ((rc = ready(v, &n))) {
+    request_notify(v, bit);
+    if ((rc = count(v, &n))) {
         return rc;
     }
     *out = n;
     return 0;
 }
 
+int vchan_data_ready(struct vchan *v, size_t *out)
+{
+    return count_asking(v, out, VCHAN__NOTIFY_WRITE, ready);
+}
+
 int vchan_buffer_space(struct vchan *v, size_t *out)
 {
-    uint32_t n = 0;
-    int rc;
-
-    if (!v || !out) {
-        return -VCHAN_EINVAL;
-    }
-    *out = 0;
-    if (unusable(v)) {
-        return unusable(v);
-    }
-    request_notify(v, VCHAN__NOTIFY_READ);
-    if ((rc = space(v, &n))) {
-        return rc;
-    }
-    *out = n;
-    return 0;
+    return count_asking(v, out, VCHAN__NOTIFY_READ, space);
 }
 
 /* Can `want` progress now? Refreshes the known counts; no notify request. */
