@@ -177,7 +177,8 @@ VCHAN_EXPORT int vchan_buffer_space(struct vchan *v, size_t *space);
  * system call here: events are consumed only on the way to sleep. With
  * VCHAN_WANT_SPIN it first watches the peer's indices for a bounded,
  * adaptive while (tens of microseconds at most), which saves a sleep and a
- * wake-up when the peer is active. Never blocks otherwise.
+ * wake-up when the peer is active. Never blocks otherwise, whatever the
+ * handle's mode. `want` 0: only consume what is pending, return 0.
  */
 VCHAN_EXPORT int vchan_poll(struct vchan *v, unsigned want);
 

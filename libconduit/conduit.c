@@ -316,6 +316,20 @@ static const char *want_text(unsigned want, bool handshake)
     return want & CONDUIT_WANT_WRITE ? "waiting for room to write" : "waiting for data";
 }
 
+static int timed_out(struct conduit *c, unsigned want, int timeout_ms)
+{
+    return conduit__errorf(&c->err, CONDUIT_ETIMEDOUT, "timed out after %.3f s %s",
+                           timeout_ms / 1000.0, want_text(want, !c->handshaken));
+}
+
+/* The handle's mode, to a top layer that waits by itself. */
+static void apply_mode(struct conduit *c)
+{
+    if (c->top->ops->set_blocking) {
+        c->top->ops->set_blocking(c->top, !c->nonblocking, c->timeout_ms);
+    }
+}
+
 /* Sleep until the top layer says `want` can progress, or the deadline (0: none). */
 static int wait_ready(struct conduit *c, unsigned want, uint64_t deadline, int timeout_ms)
 {
@@ -333,8 +347,7 @@ static int wait_ready(struct conduit *c, unsigned want, uint64_t deadline, int t
         }
         ms = conduit__remaining(deadline);
         if (ms == 0) {
-            return conduit__errorf(&c->err, CONDUIT_ETIMEDOUT, "timed out after %.3f s %s",
-                                   timeout_ms / 1000.0, want_text(want, !c->handshaken));
+            return timed_out(c, want, timeout_ms);
         }
         p.fd = c->top->ops->fd(c->top);
         p.events = events;
@@ -488,6 +501,7 @@ CONDUIT_EXPORT int conduit_connect_uri(struct conduit **out, const struct condui
     }
     c->timeout_ms = timeout;
     c->nonblocking = opts && opts->nonblocking;
+    apply_mode(c);
     c->err.msg[0] = '\0';
     *out = c;
     return 0;
@@ -537,6 +551,9 @@ CONDUIT_EXPORT int conduit_read(struct conduit *c, void *buf, size_t len, size_t
         if (rc == 0) {
             rc = c->top->ops->read(c->top, buf, len, nread);
         }
+        if (rc == -CONDUIT_ETIMEDOUT && c->top->ops->set_blocking) {
+            return timed_out(c, CONDUIT_WANT_READ, c->timeout_ms);
+        }
         if (rc != -CONDUIT_EAGAIN || c->nonblocking) {
             return rc;
         }
@@ -580,6 +597,9 @@ CONDUIT_EXPORT int conduit_write(struct conduit *c, const void *buf, size_t len,
                 return 0;
             }
             continue;
+        }
+        if (rc == -CONDUIT_ETIMEDOUT && c->top->ops->set_blocking) {
+            return timed_out(c, CONDUIT_WANT_WRITE, c->timeout_ms);
         }
         if (rc != -CONDUIT_EAGAIN) {
             return rc;
@@ -677,6 +697,7 @@ CONDUIT_EXPORT void conduit_set_nonblocking(struct conduit *c, bool nonblocking)
 {
     if (c) {
         c->nonblocking = nonblocking;
+        apply_mode(c);
     }
 }
 
@@ -684,6 +705,7 @@ CONDUIT_EXPORT void conduit_set_timeout(struct conduit *c, int timeout_ms)
 {
     if (c) {
         c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+        apply_mode(c);
     }
 }
 
@@ -871,6 +893,7 @@ CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **o
     c->top = top;
     c->nonblocking = l->nonblocking;
     c->timeout_ms = l->io_timeout_ms;
+    apply_mode(c);
     if (!l->nonblocking) {
         int t = l->timeout_ms > 0 ? l->timeout_ms : CONDUIT_CONNECT_TIMEOUT_MS;
 

@@ -83,6 +83,14 @@ struct conduit__layer_ops {
     int (*shutdown)(struct conduit__layer *l);
     int (*poll_events)(struct conduit__layer *l, unsigned want, short *events);
     int (*unconsumed)(struct conduit__layer *l, size_t *n);
+    /*
+     * NULL for most layers. Otherwise, while `blocking` is set, the layer's
+     * read and write wait themselves (up to timeout_ms each call, 0: none;
+     * -CONDUIT_ETIMEDOUT), which a transport can do better than poll()
+     * (vchan spins on the ring first). conduit.c calls it on the top layer
+     * whenever the handle's mode or timeout changes.
+     */
+    void (*set_blocking)(struct conduit__layer *l, bool blocking, int timeout_ms);
     int (*fd)(struct conduit__layer *l);
     /* Append a description to buf (conduit_info). */
     void (*info)(struct conduit__layer *l, char *buf, size_t len);

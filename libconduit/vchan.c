@@ -291,12 +291,22 @@ static int vl_poll_events(struct conduit__layer *l, unsigned want, short *events
     int rc;
 
     *events = vw ? POLLIN : 0;
-    if (vw == 0) { /* waiting for nothing: consume what is pending */
-        rc = vchan_wait(x->v);
-        return rc < 0 && rc != -VCHAN_EAGAIN ? fail_io(l, rc) : 0;
-    }
-    rc = vchan_poll(x->v, vw | ((want & CONDUIT_WANT_SPIN) ? VCHAN_WANT_SPIN : 0));
+    /* vw 0: waiting for nothing, only consume what is pending (then no spin). */
+    rc = vchan_poll(x->v, vw | ((vw && (want & CONDUIT_WANT_SPIN)) ? VCHAN_WANT_SPIN : 0));
     return rc < 0 ? fail_io(l, rc) : rc;
+}
+
+/*
+ * A blocking connection blocks in libvchan, which spins on the ring before
+ * it sleeps: a wait through poll() would cost a system call and a wake-up
+ * each time the peer is merely a little behind.
+ */
+static void vl_set_blocking(struct conduit__layer *l, bool blocking, int timeout_ms)
+{
+    struct vlayer *x = (struct vlayer *)l;
+
+    vchan_set_nonblocking(x->v, !blocking);
+    vchan_set_timeout(x->v, blocking ? timeout_ms : 0);
 }
 
 static int vl_unconsumed(struct conduit__layer *l, size_t *n)
@@ -345,6 +355,7 @@ static const struct conduit__layer_ops vchan_ops = {
     .shutdown = vl_shutdown,
     .poll_events = vl_poll_events,
     .unconsumed = vl_unconsumed,
+    .set_blocking = vl_set_blocking,
     .fd = vl_fd,
     .info = vl_info,
     .close = vl_close,
@@ -549,6 +560,7 @@ struct vlisten {
     /* vchan://D/P */
     struct slot *slot;
     struct pending *direct;
+    bool client_gone; /* the platform says domain D no longer exists: publish no more */
     /* vchan://STAR/P */
     struct conduit__rdv_server *rdv;
     struct pending *pend[MAX_PENDING];
@@ -589,7 +601,8 @@ static int open_server(struct vlisten *x, struct conduit__err *e, int client, co
         return conduit__errorf(e, CONDUIT_ENOMEM, "out of memory");
     }
     snprintf(name, sizeof(name), "vchan://%d/%s", client, port);
-    p->sink = sink_new(e, name);
+    /* The listener's logger, also when e's is off (an error logged by the caller, not here). */
+    p->sink = sink_new(&x->log, name);
     p->client = client;
     p->deadline = deadline;
     snprintf(p->port, sizeof(p->port), "%s", port);
@@ -666,12 +679,21 @@ static void republish(struct vlisten *x)
     struct conduit__err e = x->log;
     int rc;
 
-    if (x->direct || x->slot->busy) {
+    if (x->direct || x->slot->busy || x->client_gone) {
         return;
     }
     e.log = NULL; /* logged below, as a warning: nobody is waiting for this error */
     rc = open_server(x, &e, x->client, x->port, 0, &x->direct);
-    if (rc < 0) {
+    if (rc == -CONDUIT_ENOENT) {
+        /*
+         * The client domain no longer exists (Xen, privileged: the platform
+         * asked xenstored before sharing anything). Domain ids are not
+         * given again soon, so nobody can ever connect here: stop, rather
+         * than offer grants to a dead domain at every close and accept.
+         */
+        x->client_gone = true;
+        conduit__logf(&x->log, CONDUIT_LOG_INFO, "no next channel: %s", e.msg);
+    } else if (rc < 0) {
         conduit__logf(&x->log, CONDUIT_LOG_WARN, "cannot publish the next channel yet: %s", e.msg);
     }
 }
@@ -692,8 +714,16 @@ static int accept_direct(struct conduit_listener *l, struct conduit__err *err,
             rc = -CONDUIT_EAGAIN;
             goto out;
         }
+        if (x->client_gone) {
+            rc = conduit__errorf(&l->err, CONDUIT_ENOENT,
+                                 "client domain %d no longer exists: vchan://%d/%s has no one "
+                                 "left to serve",
+                                 x->client, x->client, x->port);
+            goto out;
+        }
         /* A publication that failed at close time is retried here, with its error. */
         if ((rc = open_server(x, &l->err, x->client, x->port, 0, &x->direct)) < 0) {
+            x->client_gone = rc == -CONDUIT_ENOENT;
             goto out;
         }
     }

@@ -236,6 +236,8 @@ static void copy_out(struct vchan *v, void *dst, uint32_t n)
         n -= k;
         /* The copy is finished /before/ the peer sees the space free (its acquire in space()). */
         vchan__store_release(v->rd.shr_cons, v->rd.own);
+        /* A writer waiting for space wakes now, not after the whole copy: it overlaps ours. */
+        signal_moved(v, VCHAN__NOTIFY_READ);
     }
 }
 
@@ -257,6 +259,7 @@ static void copy_in(struct vchan *v, const void *src, uint32_t n)
         n -= k;
         /* The data is written /before/ the peer sees the new producer index (its ready()). */
         vchan__store_release(v->wr.shr_prod, v->wr.own);
+        signal_moved(v, VCHAN__NOTIFY_WRITE); /* as in copy_out */
     }
 }
 
@@ -404,7 +407,6 @@ int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
         n = min_u32(v->rd.known, len);
         copy_out(v, buf, n);
         *nread = n;
-        signal_moved(v, VCHAN__NOTIFY_READ);
         return 0;
     }
 }
@@ -464,7 +466,6 @@ int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
             copy_in(v, (const uint8_t *)buf + done, n);
             done += n;
             *nwritten = done;
-            signal_moved(v, VCHAN__NOTIFY_WRITE);
             if (v->notify_err) {
                 return 0; /* these bytes are written; the next call reports the failure */
             }
@@ -525,7 +526,6 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
                 return 0;
             }
             copy_in(v, buf, (uint32_t)len);
-            signal_moved(v, VCHAN__NOTIFY_WRITE);
             return 0;
         }
         if (v->nonblocking) {
@@ -587,7 +587,6 @@ int vchan_recv(struct vchan *v, void *buf, size_t len)
             }
         }
         copy_out(v, buf, (uint32_t)len);
-        signal_moved(v, VCHAN__NOTIFY_READ);
         return 0;
     }
 }
@@ -661,6 +660,13 @@ int vchan_poll(struct vchan *v, unsigned want)
     }
     if (unusable(v)) {
         return unusable(v);
+    }
+    if (!want) { /* only consume what is pending */
+        rc = v->plat->wait(v->p, 0, &hangup);
+        if (hangup) {
+            v->peer_gone = true;
+        }
+        return rc < 0 && rc != -VCHAN_EAGAIN ? rc : 0;
     }
     spin_adapt(v); /* the caller slept outside since our last spin ran out */
     for (;;) {
