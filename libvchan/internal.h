@@ -127,6 +127,7 @@ struct vchan {
      * gave_up_at: when the last spin that ran out started (0: none since).
      */
     uint32_t spin_max_ns, spin_ns;
+    uint32_t clock_stride; /* spin rounds between two clock reads (calibrated at attach) */
     uint64_t gave_up_at;
     vchan_log_fn *log;
     void *log_ctx;

@@ -46,8 +46,46 @@
  */
 #define SPIN_MAX_NS 50000u
 #define SPIN_LONG_WAITS 4u
+/*
+ * The clock is a vDSO call on most hosts (tens of nanoseconds) but a system
+ * call in Xen PV guests (tens of microseconds, measured in tests/xen's
+ * guests), where a wake-up costs hundreds. So the budget is at least
+ * SPIN_CLOCKS clock reads, at most SPIN_CEIL_NS, and the spin reads the
+ * clock only every clock_stride rounds: reading it takes at most about
+ * 1/SPIN_CLOCKS of a spin.
+ */
+#define SPIN_CLOCKS 8u
+#define SPIN_CEIL_NS 1000000u
+#define SPIN_CALIBRATE_ROUNDS 256u
 /* How often a long copy publishes its index (at most half the ring). */
 #define PUBLISH_STEP 16384u
+
+/* Measure the clock's cost and a spin round's; set the budget and the stride. */
+static void spin_calibrate(struct vchan *v)
+{
+    uint64_t t0, t1, t2, clock_ns, round_ns, budget;
+
+    v->spin_max_ns = 0;
+    v->clock_stride = SPIN_CLOCKS;
+    if (!v->plat->now_ns) {
+        return;
+    }
+    t0 = v->plat->now_ns();
+    t1 = v->plat->now_ns();
+    for (unsigned i = 0; i < SPIN_CALIBRATE_ROUNDS; i++) {
+        vchan__cpu_relax();
+    }
+    t2 = v->plat->now_ns();
+    clock_ns = t1 - t0;
+    round_ns = t2 - t1 > clock_ns ? (t2 - t1 - clock_ns) / SPIN_CALIBRATE_ROUNDS : 0;
+    budget = (uint64_t)SPIN_CLOCKS * clock_ns;
+    budget = budget < SPIN_MAX_NS ? SPIN_MAX_NS : budget > SPIN_CEIL_NS ? SPIN_CEIL_NS : budget;
+    v->spin_max_ns = (uint32_t)budget;
+    if (clock_ns * SPIN_CLOCKS > SPIN_CLOCKS * (round_ns ? round_ns : 1)) {
+        uint64_t stride = clock_ns * SPIN_CLOCKS / (round_ns ? round_ns : 1);
+        v->clock_stride = stride > (1u << 24) ? (1u << 24) : (uint32_t)stride;
+    }
+}
 
 void vchan__ring_attach(struct vchan *v, bool server)
 {
@@ -73,7 +111,7 @@ void vchan__ring_attach(struct vchan *v, bool server)
     /* Nothing known ready or free yet: the first call reads the peer's index. */
     v->rd.known = 0;
     v->wr.known = 0;
-    v->spin_max_ns = v->plat->now_ns ? SPIN_MAX_NS : 0;
+    spin_calibrate(v);
     v->spin_ns = v->spin_max_ns;
     v->gave_up_at = 0;
 }
@@ -288,8 +326,8 @@ static bool spin2(struct vchan *v, const uint32_t *a, uint32_t sa, const uint32_
             return true;
         }
         vchan__cpu_relax();
-        /* The clock is a vDSO call: read it only every few rounds. */
-        if (i % 8 == 0 && v->plat->now_ns() - start >= v->spin_ns) {
+        /* Read the clock only every clock_stride rounds (spin_calibrate). */
+        if (i % v->clock_stride == 0 && v->plat->now_ns() - start >= v->spin_ns) {
             v->gave_up_at = start;
             return false;
         }
