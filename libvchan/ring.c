@@ -328,6 +328,7 @@ static bool spin2(struct vchan *v, const uint32_t *a, uint32_t sa, const uint32_
         if ((a && vchan__load_once(a) != sa) || (b && vchan__load_once(b) != sb) ||
             vchan__load_once(v->peer_live) != VCHAN__LIVE_OPEN) {
             v->spin_ns = v->spin_max_ns;
+            v->spin_misses = 0;
             return true;
         }
         vchan__cpu_relax();
@@ -349,9 +350,17 @@ static void spin_adapt(struct vchan *v)
 {
     uint32_t floor = v->spin_max_ns / 16;
 
-    if (v->gave_up_at &&
-        v->plat->now_ns() - v->gave_up_at > (uint64_t)SPIN_LONG_WAITS * v->spin_max_ns) {
-        v->spin_ns = v->spin_ns / 2 > floor ? v->spin_ns / 2 : floor;
+    if (v->gave_up_at) {
+        /*
+         * Halve after a long sleep (the peer was idle), and after every
+         * second spin in a row that ran out: a peer that only moves once we
+         * sleep shares our CPU, and spinning just delays it.
+         */
+        if (++v->spin_misses >= 2 ||
+            v->plat->now_ns() - v->gave_up_at > (uint64_t)SPIN_LONG_WAITS * v->spin_max_ns) {
+            v->spin_ns = v->spin_ns / 2 > floor ? v->spin_ns / 2 : floor;
+            v->spin_misses = 0;
+        }
     }
     v->gave_up_at = 0;
 }
