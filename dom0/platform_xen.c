@@ -214,6 +214,19 @@ out:
 }
 
 /*
+ * Closing next to a domain being destroyed can be slow (xenstored is busy
+ * with it; the kernel waits for grants still in use): say which part was.
+ */
+static void note_slow(struct xen_chan *x, const char *what, uint64_t since_ms)
+{
+    uint64_t ms = vchan__hosted_now_ms() - since_ms;
+
+    if (ms >= 50) {
+        vchan__logf(x->v, VCHAN_LOG_DEBUG, "xen: %s took %llu ms", what, (unsigned long long)ms);
+    }
+}
+
+/*
  * Does the peer domain still exist? Asked of xenstored, which forgets a
  * domain once it is dying (a zombie held by our own mappings counts as gone).
  * The query is privileged; an error is not taken as an answer.
@@ -266,23 +279,39 @@ static int drain_watches(struct xen_chan *x, bool *path_fired)
  * A privileged caller watches @releaseDomain, so that a peer domain that is
  * destroyed (no kernel left to run its unmap-notify) still ends our waits.
  * Unprivileged callers cannot ask xenstored about other domains: skip it.
+ *
+ * The same question, asked once here, also stops a server for a client
+ * domain that does not exist (never created, or already destroyed): before
+ * anything is shared, with ENOENT. Pages and an event channel offered to a
+ * domain id nobody holds can never be used (or, worse, would be found by a
+ * later domain given that id), and sharing with a domain that is being torn
+ * down is slow: a listener that republishes for a client domain which has
+ * just been destroyed (libconduit's vchan://D/P) learns it here, at once.
  */
 static int setup_death_watch(struct xen_chan *x)
 {
     struct epoll_event ev;
+    bool alive;
+    uint64_t t;
     int xsfd;
 
     if (x->peer == x->self) {
         return 0; /* our own domain cannot vanish under us */
     }
+    t = vchan__hosted_now_ms();
     errno = 0;
-    (void)xs_is_domain_introduced(x->xs, (unsigned)x->peer);
+    alive = xs_is_domain_introduced(x->xs, (unsigned)x->peer);
+    note_slow(x, "asking xenstored whether the peer domain exists", t);
     if (errno != 0) {
         vchan__logf(x->v, VCHAN_LOG_DEBUG,
                     "xen: no @releaseDomain watch (unprivileged: %s); a destroyed peer domain "
                     "shows only as a timeout",
                     strerror(errno));
         return 0;
+    }
+    if (!alive && x->server) {
+        return vchan__errorf(x->v, VCHAN_ENOENT, "xen: client domain %d does not exist",
+                             x->peer);
     }
     if (!xs_watch(x->xs, "@releaseDomain", TOKEN_DEATH)) {
         return vchan__errorf(x->v, os_code(errno), "xs_watch @releaseDomain: %s",
@@ -310,29 +339,38 @@ static int setup_death_watch(struct xen_chan *x)
 static void xen_close(void *p)
 {
     struct xen_chan *x = p;
+    uint64_t t;
 
     if (!x) {
         return;
     }
+    t = vchan__hosted_now_ms();
     if (x->published && !xs_rm(x->xs, XBT_NULL, x->path)) {
         vchan__logf(x->v, VCHAN_LOG_WARN, "xen: cannot remove %s: %s", x->path, strerror(errno));
     }
+    note_slow(x, "xs_rm", t);
     if (x->epfd >= 0) {
         close(x->epfd);
     }
+    t = vchan__hosted_now_ms();
     xs_close(x->xs); /* NULL is fine; also drops the watches */
+    note_slow(x, "xs_close", t);
+    t = vchan__hosted_now_ms();
     if (x->bound) {
         (void)xenevtchn_unbind(x->xce, x->lport);
     }
     if (x->xce) {
         xenevtchn_close(x->xce);
     }
+    note_slow(x, "closing the event channel", t);
+    t = vchan__hosted_now_ms();
     if (x->gs) {
         xengntshr_close(x->gs);
     }
     if (x->gt) {
         xengnttab_close(x->gt);
     }
+    note_slow(x, "closing the grant device", t);
     vchan__logf(x->v, VCHAN_LOG_DEBUG, "xen: closed the %s side of %s",
                 x->server ? "server" : "client", x->path[0] ? x->path : "a channel");
     vchan__hosted_free(x);
@@ -393,9 +431,10 @@ static int xen_open(void **out, struct vchan *v, const struct vchan_config *cfg,
         rc = vchan__errorf(v, VCHAN_EINVAL, "xenstore path too long for port '%s'", cfg->port);
         goto out;
     }
-    rc = setup_death_watch(x);
-    vchan__logf(v, VCHAN_LOG_DEBUG, "xen: %s for domain %d at %s", server ? "serving" : "client",
-                x->peer, x->path);
+    if ((rc = setup_death_watch(x)) == 0) {
+        vchan__logf(v, VCHAN_LOG_DEBUG, "xen: %s for domain %d at %s",
+                    server ? "serving" : "client", x->peer, x->path);
+    }
 out:
     if (rc) {
         xen_close(x);
@@ -461,6 +500,7 @@ static int xen_share(void *p, size_t npages, uint32_t *refs, int notify_offset, 
 static void xen_unshare(void *p, void *addr, size_t npages)
 {
     struct xen_chan *x = p;
+    uint64_t t = vchan__hosted_now_ms();
 
     if (addr == x->ctrl) {
         x->ctrl = NULL;
@@ -468,6 +508,7 @@ static void xen_unshare(void *p, void *addr, size_t npages)
     if (addr && xengntshr_unshare(x->gs, addr, (uint32_t)npages) < 0) {
         vchan__logf(x->v, VCHAN_LOG_WARN, "xengntshr_unshare: %s", strerror(errno));
     }
+    note_slow(x, "xengntshr_unshare", t);
 }
 
 /* Write one key with its permissions inside transaction t. */
@@ -703,6 +744,7 @@ static int xen_map(void *p, const uint32_t *refs, size_t npages, bool writable, 
 static void xen_unmap(void *p, void *addr, size_t npages)
 {
     struct xen_chan *x = p;
+    uint64_t t = vchan__hosted_now_ms();
 
     if (addr == x->ctrl) {
         x->ctrl = NULL;
@@ -710,6 +752,7 @@ static void xen_unmap(void *p, void *addr, size_t npages)
     if (addr && xengnttab_unmap(x->gt, addr, (uint32_t)npages) < 0) {
         vchan__logf(x->v, VCHAN_LOG_WARN, "xengnttab_unmap: %s", strerror(errno));
     }
+    note_slow(x, "xengnttab_unmap", t);
 }
 
 static int xen_notify(void *p)
@@ -833,6 +876,8 @@ const struct vchan__platform vchan__platform_xen = {
     .wait = xen_wait,
     .fd = xen_fd,
     .now_ms = vchan__hosted_now_ms,
+    /* A fine clock lets blocking calls (and vchan_poll) spin briefly before sleeping. */
+    .now_ns = vchan__hosted_now_ns,
     .alloc = vchan__hosted_alloc,
     .free = vchan__hosted_free,
     .log = vchan__hosted_log,

@@ -321,7 +321,9 @@ CONDUIT_EXPORT int conduit_listen_uri(struct conduit_listener **out, const struc
  * CONDUIT_CONNECT_TIMEOUT_MS); a non-blocking one leaves it to the first
  * read or write. A connection that failed before it was handed out gives
  * its error here (ETLS, ECERT, ...; the listener itself is still usable);
- * conduit_listener_last_error says why.
+ * conduit_listener_last_error says why. A vchan://D/P listener whose client
+ * domain D no longer exists (Xen) says ENOENT once, then publishes nothing
+ * more: later calls wait (or EAGAIN) and its descriptor stays quiet.
  */
 CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **out);
 

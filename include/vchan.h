@@ -102,7 +102,9 @@ struct vchan;
  * `cfg->port`. Returns as soon as the ring is published; the client may
  * connect later (vchan_is_open gives VCHAN_STATE_WAITING until then), and
  * blocking I/O waits for it. Use vchan_wait_connected to wait explicitly.
- * Errors: EINVAL (bad config), EADDRINUSE, EPERM, ENOMEM, ENOSYS, EIO.
+ * Errors: EINVAL (bad config), EADDRINUSE, EPERM, ENOMEM, ENOSYS, EIO;
+ * ENOENT on Xen when a privileged server's client domain does not exist
+ * (checked before anything is shared).
  */
 VCHAN_EXPORT int vchan_server_open(struct vchan **out, const struct vchan_config *cfg);
 

@@ -561,6 +561,7 @@ struct vlisten {
     struct slot *slot;
     struct pending *direct;
     bool client_gone; /* the platform says domain D no longer exists: publish no more */
+    bool gone_told;   /* ... and conduit_accept has said so once */
     /* vchan://STAR/P */
     struct conduit__rdv_server *rdv;
     struct pending *pend[MAX_PENDING];
@@ -715,15 +716,22 @@ static int accept_direct(struct conduit_listener *l, struct conduit__err *err,
             goto out;
         }
         if (x->client_gone) {
-            rc = conduit__errorf(&l->err, CONDUIT_ENOENT,
-                                 "client domain %d no longer exists: vchan://%d/%s has no one "
-                                 "left to serve",
-                                 x->client, x->client, x->port);
+            /*
+             * Said once, as this accept's error; from then on nobody can
+             * come (EAGAIN, and the descriptor stays quiet): a caller that
+             * accepts again after an error (vchan-cat -k) waits, not spins.
+             */
+            rc = x->gone_told ? -CONDUIT_EAGAIN
+                              : conduit__errorf(&l->err, CONDUIT_ENOENT,
+                                                "client domain %d no longer exists: vchan://%d/%s "
+                                                "has no one left to serve",
+                                                x->client, x->client, x->port);
+            x->gone_told = true;
             goto out;
         }
         /* A publication that failed at close time is retried here, with its error. */
         if ((rc = open_server(x, &l->err, x->client, x->port, 0, &x->direct)) < 0) {
-            x->client_gone = rc == -CONDUIT_ENOENT;
+            x->client_gone = x->gone_told = rc == -CONDUIT_ENOENT;
             goto out;
         }
     }

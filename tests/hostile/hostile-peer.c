@@ -36,6 +36,9 @@
  *
  *   -t SECS   how long the attack lasts (idle, chaos, plausible, setup),
  *             or the longest an ocaml peer waits for anything (default 5)
+ *   -w SECS   how long to wait for the other end to connect: a server
+ *             for its client, a client for its server (default: as -t);
+ *             on emulated Xen, starting the other end can take seconds
  *   -q SECS   after the attack, stay connected and silent this long
  *             (default 0), then close; -K: then die by SIGKILL instead
  *   -s SEED   the random choices (default from the clock; printed)
@@ -84,6 +87,7 @@ struct opts {
     bool listen;
     const char *mode;
     double secs, quiet;
+    double wait; /* -w: for the other end to connect (0: secs) */
     bool kill_at_end;
     uint64_t seed;
     const char *ready, *quiet_file;
@@ -176,13 +180,19 @@ static void die_now(const char *step)
     raise(SIGKILL);
 }
 
+/* How long the other end has to connect (-w, else -t). */
+static double connect_secs(void)
+{
+    return o.wait > 0 ? o.wait : o.secs;
+}
+
 static struct vchan_config config(char *errbuf, size_t len)
 {
     struct vchan_config cfg = {
         .domain = o.domain,
         .port = o.port,
         .nonblocking = true,
-        .timeout_ms = (int)(o.secs * 1000) + 1,
+        .timeout_ms = (int)(connect_secs() * 1000) + 1,
         .log = log_cb,
         .errbuf = errbuf,
         .errbuf_len = len,
@@ -472,11 +482,11 @@ static int open_handle(struct vchan **v)
 /* Server: until the client is there. `setup`: spoil the page meanwhile. */
 static int wait_client(struct attack *a, bool setup)
 {
-    double until = now_s() + o.secs;
+    double until = now_s() + connect_secs();
 
     while (vchan__load_once(&a->w->cli_live) == VCHAN__LIVE_WAITING) {
         if (now_s() > until) {
-            say("no client connected within %.1f s", o.secs);
+            say("no client connected within %.1f s", connect_secs());
             return 1;
         }
         if (setup) {
@@ -525,6 +535,10 @@ static int run_attack(void)
     quiet(&a, o.quiet);
     if (o.kill_at_end) {
         die_now("the end of the attack");
+    }
+    if (o.verbose) {
+        /* CLOCK_MONOTONIC, for timelines across processes (tests/xen: xen-data stamp). */
+        say("closing (t=%.0f ms)", now_s() * 1000);
     }
     vchan_close(a.v);
     return 0;
@@ -643,7 +657,7 @@ static int raw_server(struct raw *r, bool ocaml, const char *die_at)
     }
     mark_ready();
     /* Until the client is there: its connect is accepted inside wait. */
-    for (double until = now_s() + o.secs;;) {
+    for (double until = now_s() + connect_secs();;) {
         const char *dir = getenv("VCHAN_DIR");
         bool hangup = false;
         char sock[512];
@@ -661,7 +675,7 @@ static int raw_server(struct raw *r, bool ocaml, const char *die_at)
             return 0;
         }
         if (now_s() > until) {
-            say("no client within %.1f s", o.secs);
+            say("no client within %.1f s", connect_secs());
             return 1;
         }
         (void)plat->wait(r->p, die_at ? 1 : 50, &hangup);
@@ -678,7 +692,7 @@ static int raw_client(struct raw *r, bool ocaml, const char *die_at)
     int rc;
 
     if ((rc = plat->open(&r->p, r->v, &cfg, false)) ||
-        (rc = plat->lookup(r->p, (int)(o.secs * 1000), &ring_ref, &port)) ||
+        (rc = plat->lookup(r->p, (int)(connect_secs() * 1000), &ring_ref, &port)) ||
         (rc = plat->evtchn_bind(r->p, port))) {
         return fail_raw(r, "connect", rc);
     }
@@ -948,7 +962,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: hostile-peer [-l] [-a chaos|plausible|ignored|setup|idle|ocaml|die-STEP]\n"
-            "       [-t SECS] [-q SECS] [-Q FILE] [-K] [-s SEED] [-O LO:RO] [-r FILE] [-v]\n"
+            "       [-t SECS] [-w SECS] [-q SECS] [-Q FILE] [-K] [-s SEED] [-O LO:RO] [-r FILE]\n"
+            "       [-v]\n"
             "       vchan://DOMAIN/PORT\n");
     exit(2);
 }
@@ -968,7 +983,7 @@ int main(int argc, char **argv)
         return 1;
 #endif
     }
-    while ((ch = getopt(argc, argv, "la:t:q:Q:Ks:O:r:v")) != -1) {
+    while ((ch = getopt(argc, argv, "la:t:w:q:Q:Ks:O:r:v")) != -1) {
         switch (ch) {
         case 'l':
             o.listen = true;
@@ -978,6 +993,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             o.secs = atof(optarg);
+            break;
+        case 'w':
+            o.wait = atof(optarg);
             break;
         case 'q':
             o.quiet = atof(optarg);

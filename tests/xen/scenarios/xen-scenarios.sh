@@ -4,19 +4,22 @@
 # Real-Xen scenarios of our vchan (dom0/platform_xen.c) and vchan-cat, for
 # BOTH guests: tests/xen/run-scenarios boots once with
 #   tests/xen/run --dom0 xen-scenarios.sh --domu xen-scenarios.sh \
-#                 --install STAGE --add xenvchan-peer --add xen-data --add xen-params.sh
+#                 --install STAGE --add xenvchan-peer --add xen-data --add xen-params.sh \
+#                 --add hostile-peer
 # and each step below is written once, with what dom0 and the domU do in it
 # side by side. Before each step both sides meet at a barrier in xenstore
 # (under the domU's data directory, which both domains may write), so a
 # failed step cannot shift the rest out of step.
 #
 # Covered: vchan-cat both ways and in both roles at ring orders 10/11, 12,
-# 16 and 20 with checked data; vchan-cat against Xen's libxenvchan
+# 16 and 20, 64 MiB of checked data each; vchan-cat against Xen's libxenvchan
 # (xenvchan-peer) in both roles and against Xen's vchan-socket-proxy; a
 # client started before its server; a client with no server (-w); the
 # rendezvous' xenstore permissions and its removal on close; malformed
-# xenstore values; a receiver killed mid-transfer; and, last, `xl destroy`
-# of the domU mid-transfer in both directions at once.
+# xenstore values; a receiver killed mid-transfer; a hostile domU peer
+# (tests/hostile/hostile-peer) against dom0's vchan-cat in both roles; and,
+# last, `xl destroy` of the domU mid-transfer in both directions at once,
+# with a `-k` listener that must not publish again for the dead domain.
 #
 # Test data is made and checked by xen-data (tests/xen/xen-data.c, --add):
 # a stream without period, compared byte for byte, the first bad offset
@@ -33,23 +36,34 @@
 
 export VCHAN_PLATFORM=xen
 
-# Bytes per transfer: BIG for rings of a page or more, SMALL for the in-page
-# 1-2 KiB rings (one event round trip per KiB is slow under emulation).
-# A sender stops early after XT_SECS, so that the whole run keeps to its
-# time budget however loaded the emulator is; the receiver then checks the
-# shorter stream against the count the sender published.
+# Bytes per transfer, all fixed: BIG for the vchan-cat pairs at every ring
+# order and for libxenvchan with 64 KiB rings; SMALL where the transfer
+# proves a connection (late servers); MID for vchan-socket-proxy as client,
+# which writes its stdout a few KiB at a time; TINY for Xen's own peers on
+# libxenvchan's default 1-2 KiB rings, which wake up per KiB on their side
+# (0.05-0.1 MB/s under emulation).
+# XT_SECS (0: none, the default): a sender's time limit, for runs by hand
+# on a crowded host; a receiver then checks the shorter stream against the
+# count the sender published, and says so. check-xen moves every byte.
 XT_BIG=$((64 << 20))
+XT_MID=$((16 << 20))
 XT_SMALL=$((1 << 20))
-XT_SECS=6
+XT_TINY=$((256 << 10))
+XT_SECS=0
 # Steps to run (all when empty); overrides of the above. run-scenarios
 # writes these into xen-params.sh (--add puts it in /test/bin).
 XT_STEPS=
 [ -r /test/bin/xen-params.sh ] && . /test/bin/xen-params.sh
-echo "settings: XT_BIG=$XT_BIG XT_SMALL=$XT_SMALL XT_SECS=$XT_SECS XT_STEPS='$XT_STEPS'"
+echo "settings: XT_BIG=$XT_BIG XT_MID=$XT_MID XT_SMALL=$XT_SMALL XT_TINY=$XT_TINY XT_SECS=$XT_SECS" \
+    "XT_STEPS='$XT_STEPS'"
 
 XT_W=15    # inactivity limit of every vchan-cat and peer (s)
-XT_STEP=150 # hard limit of any one command, and of a barrier (s)
-V="timeout $XT_STEP vchan-cat -w $XT_W"
+XT_STEP_MAX=150 # hard limit of any one command, and of a barrier (s)
+XT_STEP=$XT_STEP_MAX # this step's: xt_begin lowers it to what the budget has left
+# Command strings are eval'd when they run (xt_bg_send, xt_bg_recv): the
+# literal $XT_STEP then takes the step's value.
+# shellcheck disable=SC2016
+V='timeout $XT_STEP vchan-cat -w '$XT_W
 
 if [ "${VCHAN_XEN_ROLE:-}" = dom0 ]; then
     XT_SIDE=dom0 XT_OTHER=domu XT_DOMU=$DOMU_ID XT_PEER=$DOMU_ID
@@ -69,8 +83,8 @@ xt_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
 
 # xt_mark NAME [VALUE] / xt_await NAME [SECS]: signal the other side / wait
 # for its signal (its value on stdout).
-xt_mark() { xenstore-write "$XT/$XT_SIDE/$1" "${2:-1}"; }
-xt_await() { vx_wait_key "$XT/$XT_OTHER/$1" "${2:-$XT_STEP}"; }
+xt_mark() { xenstore-write -- "$XT/$XT_SIDE/$1" "${2:-1}"; } # --: a value may start with -
+xt_await() { vx_wait_key "$XT/$XT_OTHER/$1" "${2:-$XT_STEP_MAX}"; }
 
 # xt_want STEP: is STEP selected? Steps named xv-ref-* (references for the
 # throughput figures, not checks of ours) run only when named.
@@ -81,12 +95,17 @@ xt_want() {
 }
 
 # The time budget. The guests' init kills a script after VX_SCRIPT_TIMEOUT
-# seconds; dom0 leads: it skips a step unless the longest step so far still
-# fits before the reserve for the last step (destroy) and the reports, so
-# that a slow, shared emulator costs coverage of the steps at the end of
-# the list, visibly (SKIP lines), rather than the whole run.
+# seconds; dom0 leads: it skips a step unless the longest of the last three
+# steps would still fit before the reserve for the last step (destroy) and
+# the reports, so that a slow, shared emulator costs coverage of the steps
+# at the end of the list, visibly (SKIP lines), rather than the whole run.
+# A step that starts gets what is left before the reserve as the hard
+# limit of its commands (XT_STEP, at most XT_STEP_MAX): a transfer that
+# cannot finish in it fails; it never eats the destroy step's time. Once
+# a step is skipped, so is every later one but destroy, without meeting at
+# a barrier (a barrier costs a second on a loaded emulator).
 XT_RESERVE=45
-XT_LONGEST=0 XT_PREV=
+XT_D1=0 XT_D2=0 XT_D3=0 XT_PREV= XT_SKIPPING=
 XT_T0=$(awk '{ printf "%d\n", $1 }' /proc/uptime)
 [ -r /etc/vchan-xen.env ] && XT_LIMIT=$(sed -n 's/^VX_SCRIPT_TIMEOUT=//p' /etc/vchan-xen.env)
 
@@ -98,14 +117,23 @@ xt_time_left() { # seconds, or a large number when the limit is unknown
 # sides have reached STEP when it returns.
 xt_begin() {
     xt_want "$1" || return 1
+    if [ -n "$XT_SKIPPING" ] && [ "$1" != destroy ]; then
+        dom0 && echo "SKIP: $1: out of time (as every step after $XT_SKIPPING)"
+        return 1
+    fi
     echo "---- $1 (t=$(xt_ms) ms, $(xt_time_left) s left)"
     if dom0; then
         _now=$(awk '{ printf "%d\n", $1 }' /proc/uptime)
-        [ -z "$XT_PREV" ] || [ $((_now - XT_PREV)) -le "$XT_LONGEST" ] ||
-            XT_LONGEST=$((_now - XT_PREV))
+        [ -z "$XT_PREV" ] || { XT_D3=$XT_D2 XT_D2=$XT_D1 XT_D1=$((_now - XT_PREV)); }
         XT_PREV=$_now
-        _go=go
-        [ "$1" = destroy ] || [ "$(xt_time_left)" -ge $((XT_RESERVE + XT_LONGEST)) ] || _go=skip
+        XT_LONGEST=$XT_D1
+        [ "$XT_D2" -le "$XT_LONGEST" ] || XT_LONGEST=$XT_D2
+        [ "$XT_D3" -le "$XT_LONGEST" ] || XT_LONGEST=$XT_D3
+        _left=$(($(xt_time_left) - XT_RESERVE))
+        [ "$1" != destroy ] || _left=$((_left + XT_RESERVE - 15))
+        [ "$_left" -le "$XT_STEP_MAX" ] || _left=$XT_STEP_MAX
+        _go=go:$_left
+        [ "$1" = destroy ] || [ "$_left" -ge "$XT_LONGEST" ] || _go=skip
         xt_mark "sync-$1" "$_go"
         xt_await "sync-$1" >/dev/null || vx_fail "$1: the domU never reached this step"
         # The first barrier waits for the domU to boot: not a step's cost.
@@ -115,10 +143,14 @@ xt_begin() {
         _go=$(xt_await "sync-$1") || { vx_fail "$1: dom0 never reached this step"; _go=go; }
     fi
     if [ "$_go" = skip ]; then
-        dom0 && echo "SKIP: $1: out of time ($(xt_time_left) s left; the longest step took" \
-            "$XT_LONGEST s, $XT_RESERVE s are kept for the end)"
+        dom0 && echo "SKIP: $1: out of time ($(xt_time_left) s left; the longest of the last" \
+            "three steps took $XT_LONGEST s, $XT_RESERVE s are kept for the end)"
+        XT_SKIPPING=$1
         return 1
     fi
+    XT_STEP=${_go#go:}
+    case $XT_STEP in '' | *[!0-9]*) XT_STEP=$XT_STEP_MAX ;; esac
+    [ "$XT_STEP" -ge 10 ] || XT_STEP=10
 }
 
 # ---------------------------------------------------------------- helpers
@@ -152,6 +184,8 @@ xt_check_recv() {
         xt_show_err "$1"
     elif [ "$_got" != "$_sent" ]; then
         vx_fail "$1: received ${_got:-?} bytes, the sender sent $_sent"
+    elif [ "$_got" != "$2" ] && [ "$XT_SECS" = 0 ]; then
+        vx_fail "$1: received $_got of $2 bytes"
     else
         vx_pass "$1: $_got bytes arrived intact$([ "$_got" = "$2" ] || echo " (sender's time limit: $XT_SECS s)")"
         xt_perf "$1" "$_got"
@@ -259,21 +293,23 @@ step_basic() {
     xt_vcat_pair o16-d2u "$XT_BIG" domu dom0
 }
 
-# The other ring orders; the server picks them.
+# The other ring orders; the server picks them. The in-page rings hold 1 or
+# 2 KiB: 64 MiB through them is 32768-65536 ring-fulls, each of which the
+# receiver must take before the sender can go on.
 step_orders() {
     xt_vcat_pair o12-u2d "$XT_BIG" dom0 domu 'read-size=4096&write-size=4096'
     xt_vcat_pair o12-d2u "$XT_BIG" domu dom0 'read-size=4096&write-size=4096'
     xt_vcat_pair o20-u2d "$XT_BIG" dom0 domu 'read-size=1048576&write-size=1048576'
     xt_vcat_pair o20-d2u "$XT_BIG" domu dom0 'read-size=1048576&write-size=1048576'
     # In-page rings: (read 10, write 11) and (read 11, write 10).
-    xt_vcat_pair o10-u2d "$XT_SMALL" dom0 domu 'read-size=1024&write-size=2048'
-    xt_vcat_pair o11-d2u "$XT_SMALL" domu dom0 'read-size=2048&write-size=1024'
-    xt_vcat_pair o10-d2u-srv "$XT_SMALL" dom0 dom0 'read-size=2048&write-size=1024'
+    xt_vcat_pair o10-u2d "$XT_BIG" dom0 domu 'read-size=1024&write-size=2048'
+    xt_vcat_pair o11-d2u "$XT_BIG" domu dom0 'read-size=2048&write-size=1024'
+    xt_vcat_pair o10-d2u-srv "$XT_BIG" dom0 dom0 'read-size=2048&write-size=1024'
 }
 
 # Xen's own libxenvchan (tests/xen/xenvchan-peer.c) in each role and domain.
 step_libxenvchan() {
-    _xp="timeout $XT_STEP xenvchan-peer"
+    _xp='timeout $XT_STEP xenvchan-peer'
     _r64="--read-min 64K --write-min 64K --timeout $XT_W"
     # A libxenvchan server in the domU sends to our client in dom0.
     xt_transfer xv-srv-domu "$XT_BIG" domu domu \
@@ -291,17 +327,17 @@ step_libxenvchan() {
 }
 
 step_libxenvchan_more() {
-    _xp="timeout $XT_STEP xenvchan-peer"
+    _xp='timeout $XT_STEP xenvchan-peer'
     _r64="--read-min 64K --write-min 64K --timeout $XT_W"
     # libxenvchan's default rings (1 KiB read, 2 KiB write); our client sends.
-    xt_transfer xv-default "$XT_SMALL" domu dom0 \
+    xt_transfer xv-default "$XT_TINY" domu dom0 \
         "$_xp server 0 $SU/xv-default --timeout $XT_W" "$V 'vchan://$XT_PEER/xv-default'"
     # References for the throughput figures, run only when named: libxenvchan
     # on both ends, set up as xv-srv-dom0 and xv-default.
     xt_transfer xv-ref-srv-dom0 "$XT_BIG" dom0 domu \
         "$_xp server $XT_PEER $S0/xv-ref-srv-dom0 $_r64" \
         "$_xp client 0 $S0/xv-ref-srv-dom0 --timeout $XT_W"
-    xt_transfer xv-ref-default "$XT_SMALL" domu dom0 \
+    xt_transfer xv-ref-default "$XT_TINY" domu dom0 \
         "$_xp server 0 $SU/xv-ref-default --timeout $XT_W" \
         "$_xp client $XT_PEER $SU/xv-ref-default --timeout $XT_W"
 }
@@ -310,14 +346,14 @@ step_libxenvchan_more() {
 step_socket_proxy() {
     # As client it closes as soon as its input ends; our server must still
     # deliver what the ring holds.
-    xt_transfer vsp-client "$XT_BIG" domu dom0 \
+    xt_transfer vsp-client "$XT_MID" domu dom0 \
         "$V -l 'vchan://$XT_PEER/vsp-client'" \
-        "timeout $XT_STEP vchan-socket-proxy $XT_PEER $SU/vsp-client -"
+        "timeout \$XT_STEP vchan-socket-proxy $XT_PEER $SU/vsp-client -"
     # As server, its input must stay open (at end of input it closes): a
     # FIFO opened read-write never ends and never has data.
     dom0 && rm -f /tmp/xt-hold && mkfifo /tmp/xt-hold
-    xt_transfer vsp-server "$XT_BIG" dom0 domu \
-        "timeout $XT_STEP vchan-socket-proxy -m server $XT_PEER $S0/vsp-server - 3<>/tmp/xt-hold <&3" \
+    xt_transfer vsp-server "$XT_TINY" dom0 domu \
+        "timeout \$XT_STEP vchan-socket-proxy -m server $XT_PEER $S0/vsp-server - 3<>/tmp/xt-hold <&3" \
         "$V 'vchan://$XT_PEER/vsp-server'"
 }
 
@@ -557,15 +593,176 @@ step_kill_receiver() {
     done
 }
 
+# Hostile peers (tests/hostile/hostile-peer, built with Xen): a domU
+# process that, once connected, rewrites the shared control page at random
+# (chaos: indices, orders, grants, live and notify bytes, ring bytes,
+# bursts of events), or keeps to the rules with garbage data and rewritten
+# orders and grants (plausible), or spoils its page's orders and grants
+# while dom0's client maps it (setup); then stays connected and silent,
+# then closes. The victim is dom0's vchan-cat, as server (srv) and as
+# client (cli). It must not crash (exit 0 or 1, with a message when 1;
+# never a signal or a timeout), must not spin while the peer is silent (at
+# most 20% CPU), must end (a protocol error or a clean end-of-file) within
+# 2 s of the peer's close, or earlier by itself, and must last the whole
+# attack of a peer that keeps to the protocol.
+# The 2 s are measured on the domU's clock from the peer's exit to the
+# arrival of dom0's "victim exited" key (a xenstore watch): the delivery of
+# the key counts against the victim, never for it.
+# Rounds: VICTIM-ROLE:MODE:VICTIM-STDIN (null or zero).
+XT_HOSTILE='srv:plausible:null srv:chaos:zero cli:plausible:zero cli:chaos:null cli:setup:null'
+XT_HOSTILE_SECS=2
+XT_HOSTILE_QUIET=1.5
+step_hostile() {
+    _n=0
+    for _round in $XT_HOSTILE; do
+        _n=$((_n + 1))
+        _role=${_round%%:*} _mode=${_round#*:}
+        _in=${_mode#*:} _mode=${_mode%%:*}
+        _step=hostile-$_role-$_mode
+        xt_begin "$_step" || continue
+        if dom0; then
+            xt_hostile_victim "$_step" "$_role" "$_mode" "/dev/$_in"
+        else
+            xt_hostile_attacker "$_step" "$_role" "$_mode" "$_n"
+        fi
+    done
+}
+
+# The domU: run the hostile peer, publish when its attack ended and how
+# long after its close dom0's vchan-cat was seen to exit.
+xt_hostile_attacker() {
+    _step=$1 _role=$2 _mode=$3
+    _seed=$(( ($4 * 7919 + $(xt_ms)) % 1000000 + 1 ))
+    _hp="hostile-peer -a $_mode -t $XT_HOSTILE_SECS -q $XT_HOSTILE_QUIET -w 30 -s $_seed -v"
+    _hp="$_hp -Q /tmp/xt-quiet-$_step vchan://0/$_step"
+    rm -f "/tmp/xt-quiet-$_step" "/tmp/xt-hpend-$_step" "/tmp/xt-seen-$_step"
+    # Watch for the victim's exit first: it may be quick.
+    (timeout 60 xenstore-watch -n 2 "$XT/dom0/exited-$_step" | xen-data stamp \
+        >"/tmp/xt-seen-$_step") &
+    _watch=$!
+    if [ "$_role" = srv ]; then
+        xt_await "ready-$_step" >/dev/null || vx_fail "$_step: dom0's vchan-cat never published"
+    else
+        _hp="hostile-peer -l ${_hp#hostile-peer }"
+    fi
+    # Its exit stamped on the clock that stamps the watch (xen-data stamp).
+    (timeout $XT_STEP $_hp 2>"/tmp/xt-hp-$_step"; echo end | xen-data stamp >"/tmp/xt-hpend-$_step") &
+    _job=$!
+    if [ "$_role" = cli ]; then
+        vx_wait_key "$SU/$_step/ring-ref" 30 >/dev/null || vx_fail "$_step: the hostile server never published"
+        xt_mark "ready-$_step"
+    fi
+    _i=0
+    while [ ! -e "/tmp/xt-quiet-$_step" ] && kill -0 "$_job" 2>/dev/null && [ "$_i" -lt 600 ]; do
+        sleep 0.05
+        _i=$((_i + 1))
+    done
+    xt_mark "quiet-$_step"
+    wait "$_job"
+    _i=0
+    while [ "$(wc -l <"/tmp/xt-seen-$_step")" -lt 2 ] && [ "$_i" -lt 100 ]; do
+        sleep 0.05
+        _i=$((_i + 1))
+    done
+    kill "$_watch" 2>/dev/null
+    # The peer's close: its own clock reading just before vchan_close (else its exit).
+    _end=$(sed -n 's/.*closing (t=\([0-9]*\) ms).*/\1/p' "/tmp/xt-hp-$_step")
+    [ -n "$_end" ] || _end=$(sed -n '1s/ .*//p' "/tmp/xt-hpend-$_step" 2>/dev/null)
+    _seen=$(sed -n '2s/ .*//p' "/tmp/xt-seen-$_step")
+    if [ -n "$_end" ] && [ -n "$_seen" ]; then _late=$((_seen - _end)); else _late=none; fi
+    sed 's/^/    /' "/tmp/xt-hp-$_step"
+    # The peer's verdict line: how long it ran, what it did, whether the victim went away.
+    xt_mark "verdict-$_step" "$_late $(grep -v -e ' libvchan: ' -e 'closing (t=' "/tmp/xt-hp-$_step" | tail -n 1 |
+        tr -cd 'A-Za-z0-9 .,;:()/_-')"
+}
+
+# dom0: run vchan-cat against the hostile peer and judge it.
+xt_hostile_victim() {
+    _step=$1 _role=$2 _mode=$3 _in=$4
+    rm -f "/tmp/xt-rc-$_step" "/tmp/xt-pid-$_step"
+    if [ "$_role" = srv ]; then
+        _cmd="vchan-cat -l vchan://$XT_PEER/$_step"
+    else
+        xt_await "ready-$_step" >/dev/null || vx_fail "$_step: the hostile server never published"
+        _cmd="vchan-cat vchan://$XT_PEER/$_step"
+    fi
+    # No timeout(1) between us and vchan-cat: its pid is the one to watch.
+    ( $_cmd <"$_in" >/dev/null 2>"/tmp/xt-err-$_step" &
+        echo $! >"/tmp/xt-pid-$_step"
+        wait $!
+        _r=$?
+        echo "$_r" >"/tmp/xt-rc-$_step"
+        xt_mark "exited-$_step" "$_r") &
+    _job=$!
+    [ "$_role" = cli ] || { vx_wait_key "$S0/$_step/ring-ref" 30 >/dev/null && xt_mark "ready-$_step"; }
+    xt_await "quiet-$_step" 40 >/dev/null
+    # While the peer is silent, the victim sleeps (if it is still there).
+    _pid=$(cat "/tmp/xt-pid-$_step" 2>/dev/null)
+    _cpu=-
+    if [ -n "$_pid" ] && [ -r "/proc/$_pid/stat" ]; then
+        _c0=$(awk '{ print $14 + $15 }' "/proc/$_pid/stat" 2>/dev/null) _t0=$(xt_ms)
+        sleep 1
+        _c1=$(awk '{ print $14 + $15 }' "/proc/$_pid/stat" 2>/dev/null) _t1=$(xt_ms)
+        # Clock ticks are 10 ms.
+        [ -z "$_c0" ] || [ -z "$_c1" ] || _cpu=$(( (_c1 - _c0) * 10 * 100 / (_t1 - _t0) ))
+    fi
+    _v=$(xt_await "verdict-$_step" 30) || _v="none (no verdict from the domU)"
+    _late=${_v%% *} _peer=${_v#* } _how='?'
+    # Bounded: the victim has had the attack, the quiet time and more to end.
+    _i=0
+    while [ ! -e "/tmp/xt-rc-$_step" ] && [ "$_i" -lt 100 ]; do
+        sleep 0.1
+        _i=$((_i + 1))
+    done
+    _rc=$(cat "/tmp/xt-rc-$_step" 2>/dev/null) || {
+        _rc=hung
+        kill -9 "$_pid" 2>/dev/null
+    }
+    wait "$_job" 2>/dev/null
+    _msg=$(grep -m1 '^vchan-cat:' "/tmp/xt-err-$_step")
+    _probs=
+    case $_rc in
+        0) ;;
+        1) [ -n "$_msg" ] || _probs="$_probs; exit 1 without a message" ;;
+        *) _probs="$_probs; exit status $_rc (a crash, a signal or a hang)" ;;
+    esac
+    [ "$_cpu" = - ] || [ "$_cpu" -le 20 ] || _probs="$_probs; ${_cpu}% CPU while the peer was silent"
+    case $_late in
+        none | "") _probs="$_probs; no timing from the domU ($_v)" ;;
+        -*) _how="ended by itself, $((-_late)) ms before the peer closed"
+            case $_mode in chaos | setup) ;; *) _probs="$_probs; gave up under a peer that kept to the protocol" ;; esac ;;
+        *) _how="ended $_late ms after the peer closed (as seen from the domU)"
+            [ "$_late" -le 2000 ] || _probs="$_probs; more than 2000 ms after the peer closed" ;;
+    esac
+    if [ "$_mode" = plausible ] && [ "$_in" = /dev/null ] && [ "$_rc" != 0 ]; then
+        _probs="$_probs; no clean end-of-file although the peer kept to the protocol"
+    fi
+    _info="$_how; exit $_rc${_msg:+ ($_msg)}; CPU while silent ${_cpu}%; peer: $_peer"
+    if [ -z "$_probs" ]; then
+        vx_pass "$_step: $_info"
+    else
+        vx_fail "$_step: $_info: ${_probs#; }"
+        sed -n '1,20s/^/    /p' "/tmp/xt-err-$_step"
+    fi
+}
+
 # Last: `xl destroy` of the domU while data flows both ways. No kernel of
 # the domU is left to run unmap-notify: dom0's side learns it from
 # xenstore's @releaseDomain, and both of dom0's vchan-cats (one server that
 # receives, one client that sends) must end with exit status 1 within 2 s.
+# A third, `vchan-cat -k -l` (a listener that serves one connection after
+# another: libconduit publishes the next channel when one closes), also
+# receives: its connection must end within 2 s as well, no channel may be
+# published again for the dead domain (which once cost seconds per close,
+# sharing grants with a domain being torn down), and the listener must say
+# so once and then sleep.
 step_destroy() {
     xt_begin destroy || return 0
     # The domU's results so far, before it is gone.
     if ! dom0; then
         xt_mark domu-result "$VX_PASSED $VX_FAILED"
+        xt_await ready-destroy-k >/dev/null
+        (timeout $XT_STEP cat /dev/zero | vchan-cat -w $XT_W vchan://0/destroy-k 2>/dev/null) &
         timeout $XT_STEP vchan-cat -w $XT_W -l "vchan://0/destroy-d2u" >/dev/null \
             2>/dev/null </dev/null &
         vx_wait_key "$SU/destroy-d2u/ring-ref" 30 >/dev/null
@@ -587,11 +784,18 @@ step_destroy() {
     # (polling with kill -0 would see a zombie that the shell has not
     # reaped yet). -vv: the library's messages, stamped (ms) as they
     # arrive, through a FIFO.
-    for _d in u2d d2u; do
+    for _d in u2d d2u k; do
         rm -f "/tmp/xt-fifo-$_d" "/tmp/xt-end-destroy-$_d"
         mkfifo "/tmp/xt-fifo-$_d"
         xen-data stamp <"/tmp/xt-fifo-$_d" >"/tmp/xt-err-destroy-$_d" &
     done
+    (vchan-cat -vv -k -w $XT_W -l "vchan://$XT_PEER/destroy-k" </dev/null >/dev/null \
+        2>/tmp/xt-fifo-k &
+        echo $! >/tmp/xt-pid-destroy-k
+        wait $!) &
+    _keep=$!
+    vx_wait_key "$S0/destroy-k/ring-ref" 30 >/dev/null
+    xt_mark ready-destroy-k
     ( timeout $XT_STEP vchan-cat -vv -w $XT_W -l "vchan://$XT_PEER/destroy-u2d" </dev/null \
         >/dev/null 2>/tmp/xt-fifo-u2d
         echo $? >/tmp/xt-rc-destroy-u2d
@@ -611,8 +815,8 @@ step_destroy() {
     # Both transfers must be under way: a loaded emulator can take seconds
     # just to start a process.
     _i=0
-    until grep -q "connected" /tmp/xt-err-destroy-u2d && grep -q "connected" /tmp/xt-err-destroy-d2u ||
-        [ "$_i" -ge 100 ]; do
+    until grep -q "connected" /tmp/xt-err-destroy-u2d && grep -q "connected" /tmp/xt-err-destroy-d2u &&
+        grep -q "connected" /tmp/xt-err-destroy-k || [ "$_i" -ge 100 ]; do
         sleep 0.2
         _i=$((_i + 1))
     done
@@ -650,19 +854,63 @@ step_destroy() {
             vx_fail "destroy: $_d: exit $_rc, $_late ms after xl destroy returned: $_why"
         fi
     done
+    # The -k listener: its connection ended as fast, and what its close did
+    # about the next channel. Given a second to settle first.
+    sleep 1
+    _kpid=$(cat /tmp/xt-pid-destroy-k 2>/dev/null)
+    _cpu=-
+    if [ -n "$_kpid" ] && [ -r "/proc/$_kpid/stat" ]; then
+        _c0=$(awk '{ print $14 + $15 }' "/proc/$_kpid/stat" 2>/dev/null) _ta=$(xt_ms)
+        sleep 1
+        _c1=$(awk '{ print $14 + $15 }' "/proc/$_kpid/stat" 2>/dev/null) _tb=$(xt_ms)
+        [ -z "$_c0" ] || [ -z "$_c1" ] || _cpu=$(( (_c1 - _c0) * 1000 / (_tb - _ta) ))
+    fi
+    if xenstore-exists "$S0/destroy-k" 2>/dev/null; then _pub=yes; else _pub=no; fi
+    [ -z "$_kpid" ] || kill -9 "$_kpid" 2>/dev/null
+    wait "$_keep" 2>/dev/null
+    sleep 0.3
+    echo "destroy: dom0's vchan-cat -k said (ms after xl destroy began; up to its first accept error):"
+    awk -v t0="$_t0" '{ $1 = "    " ($1 - t0); print } / left to serve/ { exit }' /tmp/xt-err-destroy-k
+    _kend=$(awk -v t0="$_t0" '/gone/ { print $1 - t0; exit }' /tmp/xt-err-destroy-k)
+    _knext=$(awk -v t0="$_t0" '/no next channel/ { print $1 - t0; exit }' /tmp/xt-err-destroy-k)
+    _late=$(( ${_kend:-99999} - (_td - _t0) ))
+    if [ "$_late" -le 2000 ]; then
+        vx_pass "destroy: k: the -k listener's connection ended $_late ms after xl destroy returned"
+    else
+        vx_fail "destroy: k: the -k listener's connection did not end within 2000 ms of xl destroy" \
+            "returning (${_kend:-never}, ms after it began)"
+    fi
+    if [ "$_pub" = no ] && [ -n "$_knext" ]; then
+        vx_pass "destroy: k: no channel published again for the dead domain (decided" \
+            "$((_knext - ${_kend:-0})) ms after the connection ended)"
+    else
+        vx_fail "destroy: k: after the close: $S0/destroy-k published again: $_pub;" \
+            "'no next channel' said at: ${_knext:-never}"
+    fi
+    # It said so once (conduit_accept's ENOENT), then waits for a client
+    # that cannot come: asleep, not accepting in a loop.
+    _n=$(grep -c 'no one left to serve' /tmp/xt-err-destroy-k)
+    if [ "$_n" = 1 ] && [ "$_cpu" != - ] && [ "$_cpu" -le 20 ]; then
+        vx_pass "destroy: k: the -k listener said once that domain $XT_PEER is gone, then slept" \
+            "(${_cpu}% CPU)"
+    else
+        vx_fail "destroy: k: the -k listener said $_n times that domain $XT_PEER is gone and" \
+            "used ${_cpu}% CPU in the second before it was stopped"
+    fi
 }
 
 # Most important first: when time runs short, dom0 skips from the end of
 # this list (destroy always runs).
 step_setup
 step_basic
+step_hostile
+step_orders
 step_libxenvchan
 step_late_server
 step_api_late_server
 step_no_server
 step_perms
 step_kill_receiver
-step_orders
 step_bad_xenstore
 step_socket_proxy
 step_libxenvchan_more
