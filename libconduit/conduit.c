@@ -330,9 +330,16 @@ static void apply_mode(struct conduit *c)
     }
 }
 
-/* Sleep until the top layer says `want` can progress, or the deadline (0: none). */
-static int wait_ready(struct conduit *c, unsigned want, uint64_t deadline, int timeout_ms)
+/*
+ * Sleep until the top layer says `want` can progress, or the deadline (0:
+ * none). *deadline 0 is taken from timeout_ms now, on the first wait: a
+ * call that never waits never reads the clock.
+ */
+static int wait_ready(struct conduit *c, unsigned want, uint64_t *deadline, int timeout_ms)
 {
+    if (*deadline == 0) {
+        *deadline = conduit__deadline(timeout_ms);
+    }
     for (;;) {
         struct pollfd p = {.fd = -1};
         short events = 0;
@@ -345,7 +352,7 @@ static int wait_ready(struct conduit *c, unsigned want, uint64_t deadline, int t
         if (rc > 0) {
             return 0;
         }
-        ms = conduit__remaining(deadline);
+        ms = conduit__remaining(*deadline);
         if (ms == 0) {
             return timed_out(c, want, timeout_ms);
         }
@@ -392,7 +399,7 @@ static int handshake_all(struct conduit *c, uint64_t deadline, int timeout_ms)
         if (rc != -CONDUIT_EAGAIN) {
             return rc;
         }
-        if ((rc = wait_ready(c, CONDUIT_WANT_READ, deadline, timeout_ms)) < 0) {
+        if ((rc = wait_ready(c, CONDUIT_WANT_READ, &deadline, timeout_ms)) < 0) {
             return rc;
         }
     }
@@ -545,7 +552,7 @@ CONDUIT_EXPORT int conduit_read(struct conduit *c, void *buf, size_t len, size_t
     if (!c || !buf || !len || !nread) {
         return -CONDUIT_EINVAL;
     }
-    deadline = c->nonblocking ? 0 : conduit__deadline(c->timeout_ms);
+    deadline = 0; /* taken at the first wait */
     for (;;) {
         rc = handshake_step(c);
         if (rc == 0) {
@@ -557,7 +564,7 @@ CONDUIT_EXPORT int conduit_read(struct conduit *c, void *buf, size_t len, size_t
         if (rc != -CONDUIT_EAGAIN || c->nonblocking) {
             return rc;
         }
-        if ((rc = wait_ready(c, CONDUIT_WANT_READ, deadline, c->timeout_ms)) < 0) {
+        if ((rc = wait_ready(c, CONDUIT_WANT_READ, &deadline, c->timeout_ms)) < 0) {
             return rc;
         }
     }
@@ -579,7 +586,7 @@ CONDUIT_EXPORT int conduit_write(struct conduit *c, const void *buf, size_t len,
         return conduit__errorf(&c->err, CONDUIT_ESHUTDOWN,
                                "cannot write: the write side was shut down");
     }
-    deadline = c->nonblocking ? 0 : conduit__deadline(c->timeout_ms);
+    deadline = 0; /* taken at the first wait */
     while (done < len) {
         size_t n = 0;
 
@@ -607,7 +614,7 @@ CONDUIT_EXPORT int conduit_write(struct conduit *c, const void *buf, size_t len,
         if (c->nonblocking) {
             return done > 0 ? 0 : -CONDUIT_EAGAIN;
         }
-        if ((rc = wait_ready(c, CONDUIT_WANT_WRITE, deadline, c->timeout_ms)) < 0) {
+        if ((rc = wait_ready(c, CONDUIT_WANT_WRITE, &deadline, c->timeout_ms)) < 0) {
             return rc;
         }
     }
@@ -625,7 +632,7 @@ CONDUIT_EXPORT int conduit_shutdown(struct conduit *c)
     if (c->shut) {
         return 0;
     }
-    deadline = c->nonblocking ? 0 : conduit__deadline(c->timeout_ms);
+    deadline = 0; /* taken at the first wait */
     for (;;) {
         rc = handshake_step(c);
         if (rc == 0) {
@@ -648,7 +655,7 @@ CONDUIT_EXPORT int conduit_shutdown(struct conduit *c)
         if (c->nonblocking) {
             return rc;
         }
-        if ((rc = wait_ready(c, c->handshaken ? CONDUIT_WANT_WRITE : CONDUIT_WANT_READ, deadline,
+        if ((rc = wait_ready(c, c->handshaken ? CONDUIT_WANT_WRITE : CONDUIT_WANT_READ, &deadline,
                              c->timeout_ms)) < 0) {
             return rc;
         }
