@@ -372,6 +372,21 @@ static uint64_t deadline_of(const struct vchan *v)
 }
 
 /*
+ * Wait up to `ms` (0: only look, -1: no limit) for an event and consume
+ * it; a hang-up the platform reports marks the peer gone.
+ */
+static int wait_event(struct vchan *v, int ms)
+{
+    bool hangup = false;
+    int rc = v->plat->wait(v->p, ms, &hangup);
+
+    if (hangup) {
+        v->peer_gone = true;
+    }
+    return rc;
+}
+
+/*
  * Sleep until the platform reports an event or the deadline passes. The
  * deadline is taken on the first sleep of a call (*deadline == 0), so a call
  * that never sleeps never reads the clock.
@@ -379,7 +394,6 @@ static uint64_t deadline_of(const struct vchan *v)
 static int block(struct vchan *v, uint64_t *deadline)
 {
     int ms = -1;
-    bool hangup = false;
     int rc;
 
     if (!*deadline) {
@@ -392,11 +406,8 @@ static int block(struct vchan *v, uint64_t *deadline)
         }
         ms = *deadline - now > 0x7fffffff ? 0x7fffffff : (int)(*deadline - now);
     }
-    rc = v->plat->wait(v->p, ms, &hangup);
+    rc = wait_event(v, ms);
     spin_adapt(v);
-    if (hangup) {
-        v->peer_gone = true;
-    }
     if (rc == -VCHAN_ETIMEDOUT) {
         return vchan__fail(v, VCHAN_ETIMEDOUT, "timed out waiting for the peer");
     }
@@ -704,7 +715,7 @@ static int poll_check(struct vchan *v, unsigned want, bool *yes)
 int vchan_poll(struct vchan *v, unsigned want)
 {
     enum vchan_state st = VCHAN_STATE_CLOSED;
-    bool yes = false, spun = false, hangup = false;
+    bool yes = false, spun = false;
     int rc;
 
     if (!v || (want & ~(VCHAN_WANT_READ | VCHAN_WANT_WRITE | VCHAN_WANT_DRAIN | VCHAN_WANT_SPIN))) {
@@ -714,10 +725,7 @@ int vchan_poll(struct vchan *v, unsigned want)
         return unusable(v);
     }
     if (!want) { /* only consume what is pending */
-        rc = v->plat->wait(v->p, 0, &hangup);
-        if (hangup) {
-            v->peer_gone = true;
-        }
+        rc = wait_event(v, 0);
         return rc < 0 && rc != -VCHAN_EAGAIN ? rc : 0;
     }
     spin_adapt(v); /* the caller slept outside since our last spin ran out */
@@ -750,10 +758,7 @@ int vchan_poll(struct vchan *v, unsigned want)
      * platform may accept our client here), ask the peer to signal, then
      * look again, so that a change after this look is sure to wake it.
      */
-    rc = v->plat->wait(v->p, 0, &hangup);
-    if (hangup) {
-        v->peer_gone = true;
-    }
+    rc = wait_event(v, 0);
     if (rc < 0 && rc != -VCHAN_EAGAIN) {
         return rc;
     }
@@ -787,9 +792,6 @@ enum vchan_state vchan_is_open(struct vchan *v)
 
 int vchan_wait(struct vchan *v)
 {
-    bool hangup = false;
-    int rc;
-
     if (!v) {
         return -VCHAN_EINVAL;
     }
@@ -800,11 +802,7 @@ int vchan_wait(struct vchan *v)
         uint64_t deadline = 0;
         return block(v, &deadline);
     }
-    rc = v->plat->wait(v->p, 0, &hangup);
-    if (hangup) {
-        v->peer_gone = true;
-    }
-    return rc;
+    return wait_event(v, 0);
 }
 
 int vchan_wait_connected(struct vchan *v)
