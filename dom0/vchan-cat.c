@@ -753,8 +753,14 @@ static enum outcome next_client(const struct options *o, struct conduit_listener
         if (rc != -CONDUIT_EAGAIN) {
             msg("%s", conduit_listener_last_error(l)[0] ? conduit_listener_last_error(l)
                                                         : conduit_strerror(rc));
-            /* This client failed; the listener itself only on local trouble. */
-            return rc == -CONDUIT_ENOMEM || rc == -CONDUIT_EIO ? DONE_FATAL : DONE_PEER;
+            /*
+             * This client failed; the listener itself only on local trouble,
+             * or when nobody can ever come (ENOENT: vchan://D/P whose domain
+             * D is gone, which -k would otherwise wait for until -w).
+             */
+            return rc == -CONDUIT_ENOMEM || rc == -CONDUIT_EIO || rc == -CONDUIT_ENOENT
+                       ? DONE_FATAL
+                       : DONE_PEER;
         }
         if (got_signal) {
             return DONE_SIGNAL;
