@@ -85,10 +85,11 @@ struct conduit__layer_ops {
     int (*unconsumed)(struct conduit__layer *l, size_t *n);
     /*
      * NULL for most layers. Otherwise, while `blocking` is set, the layer's
-     * read and write wait themselves (up to timeout_ms each call, 0: none;
-     * -CONDUIT_ETIMEDOUT), which a transport can do better than poll()
-     * (vchan spins on the ring first). conduit.c calls it on the top layer
-     * whenever the handle's mode or timeout changes.
+     * read (and write, where it says so) waits itself (up to timeout_ms each
+     * call, 0: none; -CONDUIT_ETIMEDOUT), which a transport can do better
+     * than poll(): vchan spins on the ring first, a socket sleeps in recv().
+     * An -CONDUIT_EAGAIN still makes conduit.c wait in poll(). conduit.c
+     * calls it on the top layer whenever the handle's mode or timeout changes.
      */
     void (*set_blocking)(struct conduit__layer *l, bool blocking, int timeout_ms);
     int (*fd)(struct conduit__layer *l);

@@ -2,8 +2,12 @@
 /*
  * The transport layer over a connected stream socket, shared by tcp.c and
  * unix.c: they differ in how the socket is made, not in how it is used.
- * The descriptor is ours and non-blocking; MSG_NOSIGNAL keeps a vanished
- * peer an EPIPE rather than a SIGPIPE in the caller's process.
+ * The descriptor is ours; every call but one passes MSG_DONTWAIT, and
+ * MSG_NOSIGNAL keeps a vanished peer an EPIPE rather than a SIGPIPE in the
+ * caller's process. The one: a blocking connection's read, when this is
+ * the top layer (sock_set_blocking), sleeps in recv() itself, with
+ * SO_RCVTIMEO as its timeout. One system call per message, as a plain
+ * blocking socket makes, instead of a failed recv, a poll() and a recv.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -11,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -20,6 +25,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,6 +35,7 @@ struct sock_layer {
     struct conduit__layer base;
     int fd;
     const char *kind; /* "tcp" or "unix", for conduit_info */
+    bool blocking;    /* reads sleep in recv(), up to SO_RCVTIMEO (sock_set_blocking) */
 };
 
 static int os_error(struct conduit__err *e, const char *what, int err)
@@ -64,7 +71,7 @@ static int sock_read(struct conduit__layer *l, void *buf, size_t len, size_t *nr
     struct sock_layer *s = (struct sock_layer *)l;
 
     for (;;) {
-        ssize_t n = recv(s->fd, buf, len, MSG_DONTWAIT);
+        ssize_t n = recv(s->fd, buf, len, s->blocking ? 0 : MSG_DONTWAIT);
 
         if (n >= 0) {
             *nread = (size_t)n;
@@ -74,7 +81,8 @@ static int sock_read(struct conduit__layer *l, void *buf, size_t len, size_t *nr
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return -CONDUIT_EAGAIN;
+            /* Blocking: SO_RCVTIMEO ran out (conduit.c words the message). */
+            return s->blocking ? -CONDUIT_ETIMEDOUT : -CONDUIT_EAGAIN;
         }
         return os_error(l->err, "read", errno);
     }
@@ -135,6 +143,28 @@ static int sock_unconsumed(struct conduit__layer *l, size_t *n)
     }
     *n = q > 0 ? (size_t)q : 0;
     return 0;
+}
+
+/*
+ * Reads of a blocking connection sleep in recv(). Writes still pass
+ * MSG_DONTWAIT: a full socket buffer gives EAGAIN and conduit.c waits in
+ * poll() with the call's own deadline, so a peer that drains slowly cannot
+ * stretch one write past its timeout. If the descriptor cannot be switched,
+ * reads stay non-blocking and waits go through poll(), as before.
+ */
+static void sock_set_blocking(struct conduit__layer *l, bool blocking, int timeout_ms)
+{
+    struct sock_layer *s = (struct sock_layer *)l;
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    int fl = fcntl(s->fd, F_GETFL);
+
+    s->blocking = false;
+    if (fl < 0 || fcntl(s->fd, F_SETFL, blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK) < 0) {
+        return;
+    }
+    if (blocking && setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0) {
+        s->blocking = true;
+    }
 }
 
 static int sock_fd(struct conduit__layer *l)
@@ -204,6 +234,7 @@ static const struct conduit__layer_ops sock_ops = {
     .shutdown = sock_shutdown,
     .poll_events = sock_poll_events,
     .unconsumed = sock_unconsumed,
+    .set_blocking = sock_set_blocking,
     .fd = sock_fd,
     .info = sock_info,
     .close = sock_close,
