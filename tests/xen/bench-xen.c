@@ -15,9 +15,10 @@
  *
  * Throughput: for -t seconds the sender writes a pseudo-random stream in
  * writes of 64 B, 4 KiB or 64 KiB (in segments, each after an 8-byte length,
- * so the receiver knows where the stream ends); the receiver reads with the
- * same size, checksums every byte and answers with its count and checksum,
- * which the sender checks against the stream it sent. MB/s is 10^6 bytes
+ * so the receiver knows where the stream ends); the receiver reads what is
+ * there, up to 64 KiB (-b: another size, 0 = the write size), as a stream
+ * consumer does, checksums every byte and answers with its count and
+ * checksum, which the sender checks against the stream it sent. MB/s is 10^6 bytes
  * per second over the sender's time from its first write to the receiver's
  * answer.
  * Round trip: dom0 sends 64 bytes carrying a sequence number, the domU
@@ -75,6 +76,8 @@
 #include "vchan.h"
 
 static const char *prog = "bench-xen";
+static uint8_t iobuf[65536];
+static size_t read_size = sizeof iobuf; /* -b; 0: the write size */
 
 /* ------------------------------------------------------------ counters */
 
@@ -554,6 +557,7 @@ static void usage(void)
             "  -a ADDR    dom0's TCP address (default 10.0.0.1), -p PORT (default 5301)\n"
             "  -w SECS    how long to wait for the peer at connect (default 90)\n"
             "  -W SECS    give up when a test makes no progress for SECS (default 60)\n"
+            "  -b BYTES   the receiver's read size (default 65536; 0: the write size)\n"
             "  -v         print every measurement on the domU side too\n"
             "Both sides must be given the same options.\n",
             prog);
@@ -600,7 +604,7 @@ static void parse_args(int argc, char **argv, struct options *o)
     }
     o->peer = (int)parse_double(argv[2], 0, VCHAN_DOMID_MAX, "PEER_DOMID");
     optind = 3;
-    while ((opt = getopt(argc, argv, "s:r:t:l:c:S:d:a:p:w:W:v")) != -1) {
+    while ((opt = getopt(argc, argv, "s:r:t:l:c:S:d:a:p:w:W:b:v")) != -1) {
         switch (opt) {
         case 's':
             o->ring = (size_t)parse_double(optarg, 1024, VCHAN_MAX_RING_SIZE, "-s");
@@ -654,6 +658,9 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case 'W':
             stall_s = (unsigned)parse_double(optarg, 5, 3600, "-W");
+            break;
+        case 'b':
+            read_size = (size_t)parse_double(optarg, 0, sizeof iobuf, "-b");
             break;
         case 'v':
             o->verbose = true;
@@ -1023,7 +1030,6 @@ static void expect_header(struct conn *c, const struct header *want, struct head
     }
 }
 
-static uint8_t iobuf[65536];
 
 /*
  * Throughput for a fixed time. The stream goes in segments, each after an
@@ -1105,7 +1111,8 @@ static void run_tput(struct conn *c, const struct test *t, uint32_t id, bool sen
                 die("%s: bad segment length %" PRIu64, kind_name[c->kind], seg);
             }
             while (seg > 0) {
-                size_t n = conn_read(c, iobuf, seg < w ? (size_t)seg : w);
+                size_t want = read_size ? read_size : w;
+                size_t n = conn_read(c, iobuf, seg < want ? (size_t)seg : want);
 
                 csum_update(&cs, iobuf, n);
                 got += n;
@@ -1408,10 +1415,10 @@ static void print_tables(struct bench *b)
 
     printf("\nMedians of %d passes. Throughput in MB/s (1e6 B/s), sender's first write to the "
            "receiver's\nanswer, receiver checksumming every byte; round trip of 64 B in us "
-           "(dom0 pings, domU echoes).\nRatios: ours / other for throughput, other / ours for "
+           "(dom0 pings, domU echoes). The receiver reads up to %zu B at a time (0: the write size).\nRatios: ours / other for throughput, other / ours for "
            "round trip (higher is better for ours).\n\"copy+checksum\": the receiver's own "
            "work alone in dom0, no channel (a ceiling).\n\n",
-           o->passes);
+           o->passes, read_size);
     printf("| %-22s |", "contender");
     for (int t = 0; t < b->ntests; t++) {
         if (b->tests[t].kind == T_TPUT) {
@@ -1588,17 +1595,18 @@ static struct costs measure_costs(void)
 }
 
 /*
- * The receiver's own work without any channel: copy a write's worth out of
- * a buffer and checksum it, on one vCPU, for 0.2 s per size. No contender
- * can beat it; at 64 B it shows how much of a message's cost is this
- * program's rather than the channel's.
+ * The receiver's own work without any channel: copy a read's worth (-b;
+ * a write's worth with -b 0) out of a buffer and checksum it, on one vCPU,
+ * for 0.2 s per size. No contender
+ * can beat it; with -b 0 at 64 B it shows how much of a message's cost is
+ * this program's rather than the channel's.
  */
 static volatile uint64_t ceiling_sink;
 
 static void measure_ceiling(struct bench *b)
 {
     for (int i = 0; i < NSIZES; i++) {
-        uint32_t w = sizes[i];
+        uint32_t w = read_size ? (uint32_t)read_size : sizes[i];
         struct csum cs = {0};
         uint64_t t0 = now_ns(), t, bytes = 0;
 
