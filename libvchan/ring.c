@@ -419,9 +419,57 @@ static uint32_t min_u32(uint32_t a, size_t b)
     return b < a ? (uint32_t)b : a;
 }
 
+/*
+ * Make at least `need` bytes known ready, looking at the peer's index again
+ * when fewer than `want` are known (want >= need >= 1). 0: they are; 1: the
+ * peer has closed with fewer (the caller decides: end-of-file, or a packet
+ * cut short); else an error (-VCHAN_EAGAIN when non-blocking). Spins, then
+ * sleeps, while the peer is open and fewer are there.
+ */
+static int await_data(struct vchan *v, uint32_t want, uint32_t need, uint64_t *deadline)
+{
+    for (;;) {
+        enum vchan_state st = VCHAN_STATE_CLOSED;
+        uint32_t n = 0;
+        int rc;
+
+        if (v->rd.known >= want) {
+            return 0;
+        }
+        /* Liveness first: data written before a close is then seen below. */
+        if ((rc = peer_state(v, &st)) || (rc = ready(v, &n))) {
+            return rc;
+        }
+        if (n < need && st == VCHAN_STATE_OPEN && !v->nonblocking &&
+            spin(v, v->rd.shr_prod, v->rd.own + n)) {
+            continue;
+        }
+        if (n < need) {
+            request_notify(v, VCHAN__NOTIFY_WRITE);
+            if ((rc = ready(v, &n))) {
+                return rc;
+            }
+        }
+        if (n >= need) {
+            return 0;
+        }
+        if (st == VCHAN_STATE_CLOSED) {
+            return 1;
+        }
+        if (v->nonblocking) {
+            return -VCHAN_EAGAIN;
+        }
+        if ((rc = block(v, deadline))) {
+            return rc;
+        }
+    }
+}
+
 int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
 {
     uint64_t deadline = 0;
+    uint32_t n;
+    int rc;
 
     if (!v || !nread || (!buf && len)) {
         return -VCHAN_EINVAL;
@@ -433,45 +481,15 @@ int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
     if (len == 0) {
         return 0;
     }
-    for (;;) {
-        enum vchan_state st = VCHAN_STATE_CLOSED;
-        uint32_t n = 0;
-        int rc;
-
-        /* Fewer bytes known than asked for: look at the peer's index again. */
-        if (v->rd.known < len) {
-            /* Liveness first: data written before a close is then seen below. */
-            if ((rc = peer_state(v, &st)) || (rc = ready(v, &n))) {
-                return rc;
-            }
-            if (n == 0 && st == VCHAN_STATE_OPEN && !v->nonblocking &&
-                spin(v, v->rd.shr_prod, v->rd.own)) {
-                continue;
-            }
-            if (n == 0) {
-                request_notify(v, VCHAN__NOTIFY_WRITE);
-                if ((rc = ready(v, &n))) {
-                    return rc;
-                }
-            }
-            if (n == 0) {
-                if (st == VCHAN_STATE_CLOSED) {
-                    return 0; /* end-of-file */
-                }
-                if (v->nonblocking) {
-                    return -VCHAN_EAGAIN;
-                }
-                if ((rc = block(v, &deadline))) {
-                    return rc;
-                }
-                continue;
-            }
-        }
-        n = min_u32(v->rd.known, len);
-        copy_out(v, buf, n);
-        *nread = n;
-        return 0;
+    /* Whatever is there, up to len: look again only when fewer are known. */
+    rc = await_data(v, min_u32(v->rd.size, len), 1, &deadline);
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc; /* closed with nothing left: end-of-file */
     }
+    n = min_u32(v->rd.known, len);
+    copy_out(v, buf, n);
+    *nread = n;
+    return 0;
 }
 
 int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
@@ -603,6 +621,7 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
 int vchan_recv(struct vchan *v, void *buf, size_t len)
 {
     uint64_t deadline = 0;
+    int rc;
 
     if (!v || (!buf && len)) {
         return -VCHAN_EINVAL;
@@ -616,42 +635,14 @@ int vchan_recv(struct vchan *v, void *buf, size_t len)
     if (len == 0) {
         return 0;
     }
-    for (;;) {
-        enum vchan_state st = VCHAN_STATE_CLOSED;
-        uint32_t n = 0;
-        int rc;
-
-        if (v->rd.known < len) {
-            if ((rc = peer_state(v, &st)) || (rc = ready(v, &n))) {
-                return rc;
-            }
-            if (n < len && st == VCHAN_STATE_OPEN && !v->nonblocking &&
-                spin(v, v->rd.shr_prod, v->rd.own + n)) {
-                continue;
-            }
-            if (n < len) {
-                request_notify(v, VCHAN__NOTIFY_WRITE);
-                if ((rc = ready(v, &n))) {
-                    return rc;
-                }
-            }
-            if (n < len) {
-                if (st == VCHAN_STATE_CLOSED) {
-                    return vchan__fail(v, VCHAN_EPIPE,
-                                       "peer closed before the whole packet arrived");
-                }
-                if (v->nonblocking) {
-                    return -VCHAN_EAGAIN;
-                }
-                if ((rc = block(v, &deadline))) {
-                    return rc;
-                }
-                continue;
-            }
-        }
-        copy_out(v, buf, (uint32_t)len);
-        return 0;
+    rc = await_data(v, (uint32_t)len, (uint32_t)len, &deadline);
+    if (rc == 1) {
+        return vchan__fail(v, VCHAN_EPIPE, "peer closed before the whole packet arrived");
     }
+    if (rc == 0) {
+        copy_out(v, buf, (uint32_t)len);
+    }
+    return rc;
 }
 
 /*
