@@ -542,9 +542,13 @@ static void server_side(struct fuzz_in *in)
     }
 
     memcpy(before, v->ctrl, sizeof(before));
-    if (answered && status == 0 && !(how & 2)) {
-        /* Connected: what it sends now is notices and junk; bytes after the hello count too. */
-        int rounds = 1 + fuzz_u8(in) % 3;
+    if (answered && status == 0) {
+        /*
+         * Connected: what it sends now is notices and junk; bytes after the
+         * hello count too, also when it shut its side right after them (how
+         * & 2: then nothing more is sent).
+         */
+        int rounds = (how & 2) ? 0 : 1 + fuzz_u8(in) % 3;
 
         for (int r = -1; r < rounds; r++) {
             uint8_t buf[40];
