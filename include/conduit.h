@@ -375,6 +375,8 @@ CONDUIT_EXPORT void conduit_close(struct conduit *c);
 /*
  * A descriptor to poll for this connection (owned by it), with the events
  * conduit_poll_events gives. Stacked layers (TLS) share their transport's.
+ * Only to poll: its O_NONBLOCK flag follows the connection's mode (a
+ * blocking unix:// or tcp:// connection sleeps in recv() on it).
  */
 CONDUIT_EXPORT int conduit_fd(struct conduit *c);
 
