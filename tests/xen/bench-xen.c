@@ -79,6 +79,12 @@ static const char *prog = "bench-xen";
 static uint8_t iobuf[65536];
 static size_t read_size = sizeof iobuf; /* -b; 0: the write size */
 
+/* How much the receiver asks for at a time when the writes are w bytes. */
+static uint32_t read_chunk(uint32_t w)
+{
+    return read_size ? (uint32_t)read_size : w;
+}
+
 /* ------------------------------------------------------------ counters */
 
 /*
@@ -1111,7 +1117,7 @@ static void run_tput(struct conn *c, const struct test *t, uint32_t id, bool sen
                 die("%s: bad segment length %" PRIu64, kind_name[c->kind], seg);
             }
             while (seg > 0) {
-                size_t want = read_size ? read_size : w;
+                size_t want = read_chunk(w);
                 size_t n = conn_read(c, iobuf, seg < want ? (size_t)seg : want);
 
                 csum_update(&cs, iobuf, n);
@@ -1595,18 +1601,17 @@ static struct costs measure_costs(void)
 }
 
 /*
- * The receiver's own work without any channel: copy a read's worth (-b;
- * a write's worth with -b 0) out of a buffer and checksum it, on one vCPU,
- * for 0.2 s per size. No contender
- * can beat it; with -b 0 at 64 B it shows how much of a message's cost is
- * this program's rather than the channel's.
+ * The receiver's own work without any channel: copy a read's worth
+ * (read_chunk) out of a buffer and checksum it, on one vCPU, for 0.2 s per
+ * size. No contender can beat it; with -b 0 at 64 B it shows how much of a
+ * message's cost is this program's rather than the channel's.
  */
 static volatile uint64_t ceiling_sink;
 
 static void measure_ceiling(struct bench *b)
 {
     for (int i = 0; i < NSIZES; i++) {
-        uint32_t w = read_size ? (uint32_t)read_size : sizes[i];
+        uint32_t w = read_chunk(sizes[i]);
         struct csum cs = {0};
         uint64_t t0 = now_ns(), t, bytes = 0;
 
