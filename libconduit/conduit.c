@@ -20,7 +20,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 
 /* A blocking accept looks at its pending work at least this often. */
 #define ACCEPT_TICK_MS 250

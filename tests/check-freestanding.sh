@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: ISC
 #
-# The ring core (libvchan/ring.c setup.c errors.c) must link into a
+# The ring core (libvchan/core/: ring.c setup.c errors.c) must link into a
 # unikernel: the only symbols it may take from outside are memcpy, memset
 # and memmove. This compiles the core freestanding at -O0 and -O2 (with $CC
 # but none of the build's CFLAGS, so sanitizer or coverage builds do not
@@ -59,8 +59,8 @@ for opt in -O0 -O2; do
         obj="$tmp/${src%.c}$opt.o"
         # No config.h, no -DHAVE_*: the core must build as the unikernel builds it.
         $CC -std=gnu11 $opt -ffreestanding -fno-stack-protector -fvisibility=hidden \
-            -I"$top_srcdir/include" -I"$top_srcdir/libvchan" -I"$top_srcdir" \
-            -c "$top_srcdir/libvchan/$src" -o "$obj"
+            -I"$top_srcdir/include" -I"$top_srcdir" \
+            -c "$top_srcdir/libvchan/core/$src" -o "$obj"
         objs+=("$obj")
     done
     check "core ($CC $opt -ffreestanding)" "${objs[@]}"

@@ -3,7 +3,7 @@
 #ifndef VCHAN_PLATFORM_UNIKERNEL_H
 #define VCHAN_PLATFORM_UNIKERNEL_H
 
-#include "internal.h"
+#include "libvchan/core/internal.h"
 
 extern const struct vchan__platform vchan__platform_unikernel;
 

@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "internal.h"
+#include "libvchan/core/internal.h"
 #include "platform_unikernel.h"
 #include "vchan_hooks.h"
 #include "vchan_unikernel.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * fuzz_accept: what the other side of an accept rendezvous writes
- * (docs/accept.md), through the parsers of libconduit/rdv_parse.c that
+ * (docs/accept.md), through the parsers of libconduit/rendezvous/parse.c that
  * xen.c and rdv_local.c use.
  *
  * Byte 0 picks the value (a letter for readable seeds, any other byte
@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 #include "vchan.h"
 
 #define TEXT_MAX 256

@@ -35,9 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "barrier.h"
+#include "libvchan/core/barrier.h"
 #include "fuzz.h"
-#include "internal.h"
+#include "libvchan/core/internal.h"
 #include "loop_platform.h"
 
 #define PORT "fzpage"

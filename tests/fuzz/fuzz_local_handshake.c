@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * fuzz_local_handshake: the local platform's rendezvous messages
- * (dom0/platform_local.c), in both directions, through real sockets in a
+ * (libvchan/platform/local.c), in both directions, through real sockets in a
  * private VCHAN_DIR.
  *
  * Byte 0, bit 0 picks the side under test:
@@ -60,13 +60,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "barrier.h"
+#include "libvchan/core/barrier.h"
 #include "fake_local.h"
 #include "fuzz.h"
-#include "hosted.h"
-#include "internal.h"
+#include "libvchan/platform/hosted.h"
+#include "libvchan/core/internal.h"
 
-/* The local platform's messages (dom0/platform_local.c) are in tests/unit/fake_local.h. */
+/* The local platform's messages (libvchan/platform/local.c) are in tests/unit/fake_local.h. */
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 #define PORT "fz"

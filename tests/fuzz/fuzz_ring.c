@@ -38,9 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "barrier.h"
+#include "libvchan/core/barrier.h"
 #include "fuzz.h"
-#include "internal.h"
+#include "libvchan/core/internal.h"
 #include "loop_platform.h"
 
 #define STREAM_PEER 0x11 /* what the peer writes to us */

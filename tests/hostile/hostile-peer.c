@@ -76,9 +76,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "barrier.h"
-#include "hosted.h"
-#include "internal.h"
+#include "libvchan/core/barrier.h"
+#include "libvchan/platform/hosted.h"
+#include "libvchan/core/internal.h"
 
 /* The local platform; with VCHAN_PLATFORM=xen (and Xen built), the real one, for tests/xen. */
 static const struct vchan__platform *plat = &vchan__platform_local;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * notify.pml: the vchan notify protocol (docs/protocol.md, "Notification";
- * libvchan/ring.c request_notify / signal_peer), checked for lost wake-ups.
+ * libvchan/core/ring.c request_notify / signal_peer), checked for lost wake-ups.
  *
  * One direction of a channel: a writer puts N items into a ring of SIZE
  * slots, a reader takes them; each sleeps on its event channel when it

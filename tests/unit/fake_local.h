@@ -6,7 +6,7 @@
  * sending them with descriptors attached, and counting our descriptors for
  * leak checks.
  *
- * The message layouts mirror dom0/platform_local.c's on purpose, as an
+ * The message layouts mirror libvchan/platform/local.c's on purpose, as an
  * independent statement of the format: keep them in step with it.
  */
 #ifndef VCHAN_TESTS_FAKE_LOCAL_H

@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "internal.h"
+#include "libvchan/core/internal.h"
 
 extern const struct vchan__platform loop_platform;
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Unit tests of the local platform (dom0/platform_local.c): real peers in
+ * Unit tests of the local platform (libvchan/platform/local.c): real peers in
  * forked processes, through the public API and through the ops table.
  *
  * Every test gets a private runtime directory (VCHAN_DIR under a fresh
@@ -29,7 +29,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "libvchan/hosted.h"
+#include "libvchan/platform/hosted.h"
 #include "tests/unit/fake_local.h"
 #include "tests/unit/unit.h"
 

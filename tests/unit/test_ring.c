@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The ring core (libvchan/ring.c), the order rules of setup.c and the error
+ * The ring core (libvchan/core/ring.c), the order rules of setup.c and the error
  * table (errors.c), driven through the real server/client set-up on the
  * in-process loop platform: both ends live here, so every case is
  * deterministic and a test can rewrite the shared page as a hostile peer
@@ -16,8 +16,8 @@
 #include <sched.h>
 #include <time.h>
 
-#include "barrier.h"
-#include "internal.h"
+#include "libvchan/core/barrier.h"
+#include "libvchan/core/internal.h"
 #include "loop_platform.h"
 #include "unit.h"
 

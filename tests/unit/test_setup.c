@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Server and client set-up (libvchan/setup.c) on the in-process loop
+ * Server and client set-up (libvchan/core/setup.c) on the in-process loop
  * platform: what each side writes into the control page and when, what a
  * client refuses, configuration checks and their messages, clean-up after
  * every failure, close from either side, and a synthetic ocaml-vchan-style
@@ -14,8 +14,8 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "barrier.h"
-#include "internal.h"
+#include "libvchan/core/barrier.h"
+#include "libvchan/core/internal.h"
 #include "loop_platform.h"
 #include "unit.h"
 

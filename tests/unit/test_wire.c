@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The control page layout (libvchan/wire.h) against Xen's own public header
+ * The control page layout (libvchan/core/wire.h) against Xen's own public header
  * xen/io/libxenvchan.h: every field's offset and size, and the notify bits.
  * Without Xen's header this test fails (it must not pass by checking
  * nothing): install libxen-dev.
@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "unit.h"
-#include "wire.h"
+#include "libvchan/core/wire.h"
 
 #if defined(__has_include)
 #if __has_include(<xen/io/libxenvchan.h>)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: ISC
 #
-# Real-Xen scenarios of our vchan (dom0/platform_xen.c) and vchan-cat, for
+# Real-Xen scenarios of our vchan (libvchan/platform/xen.c) and vchan-cat, for
 # BOTH guests: tests/xen/run-scenarios boots once with
 #   tests/xen/run --dom0 xen-scenarios.sh --domu xen-scenarios.sh \
 #                 --install STAGE --add xenvchan-peer --add xen-data --add xen-params.sh \

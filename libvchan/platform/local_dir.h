@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The local platform's rendezvous directory, shared by the platform itself
- * (dom0/platform_local.c, in libvchan) and by libconduit's accept
- * rendezvous (libconduit/rdv_local.c), which must agree with it on the
+ * (libvchan/platform/local.c, in libvchan) and by libconduit's accept
+ * rendezvous (libconduit/rendezvous/local.c), which must agree with it on the
  * directory, its rules and the local domain id (DESIGN.md).
  *
  * Not part of the API: local_dir.c is compiled into both libraries and,

@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 
 int conduit__resolve_host(struct conduit__err *e, const char *host, uint16_t port, bool passive,
                           struct addrinfo **out)

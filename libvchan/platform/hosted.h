@@ -3,7 +3,7 @@
 #ifndef VCHAN_HOSTED_H
 #define VCHAN_HOSTED_H
 
-#include "internal.h"
+#include "libvchan/core/internal.h"
 
 extern const struct vchan__platform vchan__platform_local;
 #ifdef HAVE_XEN

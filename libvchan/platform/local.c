@@ -45,9 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libvchan/barrier.h"
-#include "libvchan/hosted.h"
-#include "libvchan/local_dir.h"
+#include "libvchan/core/barrier.h"
+#include "libvchan/platform/hosted.h"
+#include "libvchan/platform/local_dir.h"
 
 #define PAGE VCHAN__PAGE_SIZE
 /* Control page + two 1 MiB rings is 513 pages; anything above is not ours. */
@@ -176,7 +176,7 @@ static void sleep_ms(int ms)
     }
 }
 
-/* ---- local domain id and runtime directory (libvchan/local_dir.c) ---- */
+/* ---- local domain id and runtime directory (libvchan/platform/local_dir.c) ---- */
 
 int vchan__local_domid(struct vchan *v, int *domid)
 {

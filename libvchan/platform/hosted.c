@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hosted.h"
+#include "libvchan/platform/hosted.h"
 
 uint64_t vchan__hosted_now_ms(void)
 {

@@ -29,7 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 
 struct sock_layer {
     struct conduit__layer base;

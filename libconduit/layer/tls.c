@@ -33,7 +33,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 
 /* Refuse more plaintext while this much ciphertext waits for the transport. */
 #define OUT_CAP (64u * 1024u)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The local platform's rendezvous directory (local_dir.h): one copy of the
- * rules that dom0/platform_local.c and libconduit/rdv_local.c both follow.
+ * rules that libvchan/platform/local.c and libconduit/rendezvous/local.c both follow.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libvchan/local_dir.h"
+#include "libvchan/platform/local_dir.h"
 
 #define SAY(...) snprintf(msg, VCHAN__LOCAL_MSG_MAX, __VA_ARGS__)
 

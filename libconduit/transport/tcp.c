@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 
 #define LISTEN_BACKLOG 128
 

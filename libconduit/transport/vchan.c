@@ -33,7 +33,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 #include "vchan.h"
 
 /*

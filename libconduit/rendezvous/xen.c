@@ -43,7 +43,7 @@
 
 #include <xenstore.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 #include "vchan.h"
 
 const bool conduit__xen_built = true;

@@ -7,7 +7,7 @@
 #include <config.h>
 #endif
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 
 const bool conduit__xen_built = false;
 

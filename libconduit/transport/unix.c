@@ -21,7 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 
 #define LISTEN_BACKLOG 128
 /* A full backlog (EAGAIN) is retried this often until the connect deadline. */

@@ -40,8 +40,8 @@
 #include <xenstore.h>
 #include <xentoollog.h>
 
-#include "libvchan/barrier.h"
-#include "libvchan/hosted.h"
+#include "libvchan/core/barrier.h"
+#include "libvchan/platform/hosted.h"
 
 /* Largest event channel port Xen can give (the FIFO ABI's limit, above the 2-level one). */
 #ifdef EVTCHN_FIFO_NR_CHANNELS

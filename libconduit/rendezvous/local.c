@@ -14,7 +14,7 @@
  * peer's uid (SO_PEERCRED: ours or root), and the directory must be ours
  * alone (0700, not group- or world-writable), so nobody else can put a
  * socket in place of ours. The directory, its rules and VCHAN_DOMID are
- * the platform's own (libvchan/local_dir.c, compiled into both libraries);
+ * the platform's own (libvchan/platform/local_dir.c, compiled into both libraries);
  * the messages are parsed in rdv_parse.c.
  */
 #ifdef HAVE_CONFIG_H
@@ -33,8 +33,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "libconduit/internal.h"
-#include "libvchan/local_dir.h"
+#include "libconduit/internal/internal.h"
+#include "libvchan/platform/local_dir.h"
 #include "vchan.h"
 
 #define PATH_LEN sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -44,7 +44,7 @@
 
 /* ------------------------------------------------------------ shared */
 
-/* A failure of libvchan/local_dir.c as ours: its message, the nearest code. */
+/* A failure of libvchan/platform/local_dir.c as ours: its message, the nearest code. */
 static int dir_error(struct conduit__err *e, int vrc, const char *msg)
 {
     switch (vrc) {

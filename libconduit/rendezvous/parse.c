@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "libconduit/internal.h"
+#include "libconduit/internal/internal.h"
 #include "vchan.h"
 
 _Static_assert(CONDUIT__RDV_PORT_LEN == VCHAN_PORT_MAX, "a request holds any port");
