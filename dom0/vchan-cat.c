@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "conduit.h"
+#include "libvchan/platform/clock.h" /* header only */
 
 #define EXIT_OK 0
 #define EXIT_IO 1
@@ -193,14 +194,6 @@ static void usage(FILE *f)
 
 /* ------------------------------------------------------------ time, signals */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void on_signal(int sig)
 {
     int saved = errno;
@@ -319,7 +312,7 @@ static void show_progress(struct conn *c, uint64_t now)
 
 static void show_totals(struct conn *c)
 {
-    double secs = (double)(now_ms() - c->start_ms) / 1000.0;
+    double secs = (double)(vclock_now_ms() - c->start_ms) / 1000.0;
     double total = (double)(c->sent + c->received);
 
     msg("sent %llu bytes, received %llu bytes in %.3f s (%.1f MB/s)", (unsigned long long)c->sent,
@@ -514,7 +507,7 @@ static enum outcome run(struct conn *c)
         msg("%s", conn_message(c->c, cfd));
         return DONE_FATAL;
     }
-    c->start_ms = c->last_progress_ms = c->last_move_ms = now_ms();
+    c->start_ms = c->last_progress_ms = c->last_move_ms = vclock_now_ms();
     if (!c->use_stdin) {
         c->stdin_eof = true;
     }
@@ -550,7 +543,7 @@ static enum outcome run(struct conn *c)
         if ((r = push_in(c, &moved)) != DONE_OK) {
             return r;
         }
-        now = now_ms();
+        now = vclock_now_ms();
         if (moved) {
             c->last_move_ms = now;
         }
@@ -630,7 +623,7 @@ static enum outcome run(struct conn *c)
             msg("poll: %s", strerror(errno));
             return DONE_FATAL;
         }
-        if (rc == 0 && deadline != 0 && now_ms() >= deadline) {
+        if (rc == 0 && deadline != 0 && vclock_now_ms() >= deadline) {
             if (c->drain_ms != 0 && !o->half_close) {
                 msg("%s: timed out: the peer did not consume %zu bytes within %.3f s", o->uri_text,
                     unconsumed(c), o->wait_ms / 1000.0);
@@ -660,7 +653,7 @@ static enum outcome run(struct conn *c)
                 return r;
             }
             if (got) {
-                c->last_move_ms = now_ms();
+                c->last_move_ms = vclock_now_ms();
             }
         }
     }
@@ -737,7 +730,7 @@ static enum outcome client(const struct options *o, const struct conduit_uri *u)
 static enum outcome next_client(const struct options *o, struct conduit_listener *l,
                                 struct conduit **out)
 {
-    uint64_t deadline = o->wait_ms > 0 ? now_ms() + (uint64_t)o->wait_ms : 0;
+    uint64_t deadline = o->wait_ms > 0 ? vclock_now_ms() + (uint64_t)o->wait_ms : 0;
     int lfd = conduit_listener_fd(l);
 
     for (;;) {
@@ -766,12 +759,12 @@ static enum outcome next_client(const struct options *o, struct conduit_listener
             return DONE_SIGNAL;
         }
         /* Pending clients have deadlines of their own: look at least every second. */
-        rc = poll(pfd, 2, min_timeout(1000, deadline, now_ms()));
+        rc = poll(pfd, 2, min_timeout(1000, deadline, vclock_now_ms()));
         if (rc < 0 && errno != EINTR) {
             msg("poll: %s", strerror(errno));
             return DONE_FATAL;
         }
-        if (rc == 0 && deadline != 0 && now_ms() >= deadline) {
+        if (rc == 0 && deadline != 0 && vclock_now_ms() >= deadline) {
             msg("%s: timed out: no client connected within %.3f s", o->uri_text,
                 o->wait_ms / 1000.0);
             return DONE_FATAL;

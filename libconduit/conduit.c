@@ -30,41 +30,6 @@ static _Thread_local char last_failure[CONDUIT__MSG_MAX];
 
 /* ------------------------------------------------------------ helpers */
 
-uint64_t conduit__now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t conduit__deadline(int timeout_ms)
-{
-    return timeout_ms > 0 ? conduit__now_ms() + (uint64_t)timeout_ms : 0;
-}
-
-int conduit__remaining(uint64_t deadline)
-{
-    uint64_t now;
-
-    if (deadline == 0) {
-        return -1;
-    }
-    now = conduit__now_ms();
-    if (now >= deadline) {
-        return 0;
-    }
-    return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
-}
-
-void conduit__sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 int conduit__random(void *buf, size_t len)
 {
     uint8_t *p = buf;
@@ -338,7 +303,7 @@ static void apply_mode(struct conduit *c)
 static int wait_ready(struct conduit *c, unsigned want, uint64_t *deadline, int timeout_ms)
 {
     if (*deadline == 0) {
-        *deadline = conduit__deadline(timeout_ms);
+        *deadline = vclock_deadline(vdeadline_timeout(timeout_ms));
     }
     for (;;) {
         struct pollfd p = {.fd = -1};
@@ -352,7 +317,7 @@ static int wait_ready(struct conduit *c, unsigned want, uint64_t *deadline, int 
         if (rc > 0) {
             return 0;
         }
-        ms = conduit__remaining(*deadline);
+        ms = vclock_left(*deadline);
         if (ms == 0) {
             return timed_out(c, want, timeout_ms);
         }
@@ -474,7 +439,7 @@ CONDUIT_EXPORT int conduit_connect_uri(struct conduit **out, const struct condui
     }
     timeout = effective_timeout(u, opts);
     a.timeout_ms = timeout > 0 ? timeout : CONDUIT_CONNECT_TIMEOUT_MS;
-    a.deadline = conduit__deadline(a.timeout_ms);
+    a.deadline = vclock_deadline(vdeadline_timeout(a.timeout_ms));
     /* TLS first: a missing CA file is reported before anything goes on the wire. */
     if (u->layer == CONDUIT_LAYER_TLS && (rc = conduit__tls_client(&c->err, &a, NULL, &tls)) < 0) {
         goto out;
@@ -855,7 +820,7 @@ CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **o
     }
     c->err.log = l->err.log;
     c->err.log_ctx = l->err.log_ctx;
-    deadline = l->nonblocking ? 0 : conduit__deadline(l->timeout_ms);
+    deadline = vclock_deadline(vdeadline_timeout(l->timeout_ms));
     for (;;) {
         int ms, tick;
 
@@ -863,7 +828,7 @@ CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **o
         if (rc != -CONDUIT_EAGAIN || l->nonblocking) {
             break;
         }
-        ms = conduit__remaining(deadline);
+        ms = vclock_left(deadline);
         if (ms == 0) {
             rc = conduit__errorf(&l->err, CONDUIT_ETIMEDOUT,
                                  "timed out: no client connected within %.3f s",
@@ -904,7 +869,7 @@ CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **o
     if (!l->nonblocking) {
         int t = l->timeout_ms > 0 ? l->timeout_ms : CONDUIT_CONNECT_TIMEOUT_MS;
 
-        if ((rc = handshake_all(c, conduit__deadline(t), t)) < 0) {
+        if ((rc = handshake_all(c, vclock_deadline(vdeadline_timeout(t)), t)) < 0) {
             conduit__layer_close_all(top);
             goto fail;
         }

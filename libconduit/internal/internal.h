@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "conduit.h"
+#include "libvchan/platform/clock.h"
 
 #if defined(__GNUC__)
 #define CONDUIT__PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -58,12 +59,6 @@ void conduit__logf(struct conduit__err *e, enum conduit_log_level level, const c
  */
 void conduit__fmt(char *buf, size_t len, const char *fmt, ...) CONDUIT__PRINTF(3, 4);
 
-/* Monotonic milliseconds. A deadline of 0 means none. */
-uint64_t conduit__now_ms(void);
-uint64_t conduit__deadline(int timeout_ms);
-/* Milliseconds left until `deadline` for poll(): -1 without one, 0 when past. */
-int conduit__remaining(uint64_t deadline);
-void conduit__sleep_ms(int ms);
 /* Fill buf with random bytes (getrandom); 0 or -CONDUIT_EIO. */
 int conduit__random(void *buf, size_t len);
 
@@ -153,7 +148,7 @@ struct conduit_listener {
 struct conduit__connect_args {
     const struct conduit_uri *uri;
     const struct conduit_options *opts;
-    uint64_t deadline; /* of the whole connect; never 0 */
+    uint64_t deadline; /* of the whole connect (libvchan/platform/clock.h) */
     int timeout_ms;    /* the same, as given, for messages */
 };
 

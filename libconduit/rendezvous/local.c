@@ -168,7 +168,7 @@ static int lc_probe(struct conduit__rdv_client *rc, const char *nonce, enum cond
      * finished with an earlier client (vchan-cat -k): wait as long as the
      * connect timeout allows.
      */
-    ms = conduit__remaining(c->deadline);
+    ms = vclock_left(c->deadline);
     if (vchan__local_recv_full(fd, &rep, sizeof(rep), ms > 0 ? ms : 1) < 0) {
         err = errno;
         close(fd);

@@ -262,7 +262,7 @@ int conduit__sock_connect_wait(int fd, uint64_t deadline, bool *timed_out)
     *timed_out = false;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int ms = conduit__remaining(deadline);
+        int ms = vclock_left(deadline);
         int rc, err = 0;
         socklen_t len = sizeof(err);
 

@@ -62,7 +62,7 @@ int conduit__tcp_connect(struct conduit__err *e, const struct conduit__connect_a
         char addr[128];
         uint64_t until = a->deadline;
         bool timed_out = false;
-        int err, ms = conduit__remaining(a->deadline);
+        int err, ms = vclock_left(a->deadline);
 
         conduit__sockaddr_str(ai->ai_addr, (unsigned)ai->ai_addrlen, addr, sizeof(addr));
         if (ms == 0) {
@@ -72,7 +72,7 @@ int conduit__tcp_connect(struct conduit__err *e, const struct conduit__connect_a
             continue;
         }
         if (ms > 0 && left > 1) {
-            until = conduit__now_ms() + (uint64_t)(ms / left > 0 ? ms / left : 1);
+            until = vclock_now_ms() + (uint64_t)(ms / left > 0 ? ms / left : 1);
         }
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {

@@ -73,14 +73,14 @@ int conduit__unix_connect(struct conduit__err *e, const struct conduit__connect_
         }
         if (err == EAGAIN) {
             /* The server's backlog is full: it may drain within our time. */
-            if (conduit__remaining(a->deadline) == 0) {
+            if (vclock_left(a->deadline) == 0) {
                 close(fd);
                 return conduit__errorf(e, CONDUIT_ETIMEDOUT,
                                        "cannot connect: the server's backlog stayed full for "
                                        "%.3f s",
                                        a->timeout_ms / 1000.0);
             }
-            conduit__sleep_ms(RETRY_MS);
+            vclock_sleep_ms(RETRY_MS);
             continue;
         }
         close(fd);

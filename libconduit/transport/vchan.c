@@ -488,7 +488,7 @@ int conduit__vchan_connect(struct conduit__err *e, const struct conduit__connect
         if (probe != CONDUIT__PROBE_NONE) {
             break;
         }
-        ms = conduit__remaining(a->deadline);
+        ms = vclock_left(a->deadline);
         if (ms == 0) {
             char where[CONDUIT__MSG_MAX / 2];
 
@@ -497,20 +497,20 @@ int conduit__vchan_connect(struct conduit__err *e, const struct conduit__connect
                                  a->timeout_ms / 1000.0);
             goto out;
         }
-        conduit__sleep_ms(ms > 0 && ms < retry ? ms : retry);
+        vclock_sleep_ms(ms > 0 && ms < retry ? ms : retry);
     }
     if (probe == CONDUIT__PROBE_DIRECT) {
         snprintf(port, sizeof(port), "%s", u->vchan.port);
     } else {
         while ((rc = conduit__rdv_client_answer(rdv)) == 0) {
-            if (conduit__remaining(a->deadline) == 0) {
+            if (vclock_left(a->deadline) == 0) {
                 rc = conduit__errorf(e, CONDUIT_ETIMEDOUT,
                                      "server domain %d took the request for port %s but "
                                      "published no channel within %.3f s",
                                      server, u->vchan.port, a->timeout_ms / 1000.0);
                 goto out;
             }
-            conduit__sleep_ms(RETRY_MS);
+            vclock_sleep_ms(RETRY_MS);
         }
         if (rc < 0) {
             goto out;
@@ -518,7 +518,7 @@ int conduit__vchan_connect(struct conduit__err *e, const struct conduit__connect
         snprintf(port, sizeof(port), "%s%s", CONDUIT__ACCEPT_PORT_PREFIX, nonce);
     }
     sink = sink_new(e, e->name);
-    ms = conduit__remaining(a->deadline);
+    ms = vclock_left(a->deadline);
     cfg.domain = server;
     cfg.port = port;
     cfg.nonblocking = true;
@@ -546,7 +546,7 @@ struct pending {
     struct logsink *sink;
     int client;
     char port[VCHAN_PORT_MAX + 1];
-    uint64_t deadline; /* for its client to connect; 0: none (a direct listener's) */
+    uint64_t deadline; /* for its client to connect (a direct listener's: none) */
 };
 
 struct vlisten {
@@ -684,7 +684,7 @@ static void republish(struct vlisten *x)
         return;
     }
     e.log = NULL; /* logged below, as a warning: nobody is waiting for this error */
-    rc = open_server(x, &e, x->client, x->port, 0, &x->direct);
+    rc = open_server(x, &e, x->client, x->port, VDEADLINE_NONE, &x->direct);
     if (rc == -CONDUIT_ENOENT) {
         /*
          * The client domain no longer exists (Xen, privileged: the platform
@@ -730,7 +730,7 @@ static int accept_direct(struct conduit_listener *l, struct conduit__err *err,
             goto out;
         }
         /* A publication that failed at close time is retried here, with its error. */
-        if ((rc = open_server(x, &l->err, x->client, x->port, 0, &x->direct)) < 0) {
+        if ((rc = open_server(x, &l->err, x->client, x->port, VDEADLINE_NONE, &x->direct)) < 0) {
             x->client_gone = x->gone_told = rc == -CONDUIT_ENOENT;
             goto out;
         }
@@ -769,7 +769,7 @@ static void take_requests(struct conduit_listener *l)
         snprintf(port, sizeof(port), "%s%s", CONDUIT__ACCEPT_PORT_PREFIX, nonce);
         /* A failure here is this client's, not the listener's: log it, refuse it, go on. */
         e.log = NULL;
-        rc = open_server(x, &e, client, port, conduit__deadline(x->connect_ms), &p);
+        rc = open_server(x, &e, client, port, vclock_deadline(vdeadline_timeout(x->connect_ms)), &p);
         if (rc < 0) {
             conduit__logf(&l->err, CONDUIT_LOG_WARN, "refused client domain %d: %s", client, e.msg);
             conduit__rdv_server_answer(x->rdv, -rc, e.msg);
@@ -811,7 +811,7 @@ static int accept_any(struct conduit_listener *l, struct conduit__err *err,
             drop_pending(x, i);
             continue;
         }
-        if (conduit__remaining(p->deadline) == 0) {
+        if (vclock_left(p->deadline) == 0) {
             conduit__logf(&l->err, CONDUIT_LOG_WARN,
                           "client domain %d asked for a channel but did not connect within "
                           "%.3f s: dropped",
@@ -927,7 +927,7 @@ int conduit__vchan_listen(struct conduit_listener *l, const struct conduit_uri *
             goto out;
         }
         /* Published now, so that clients find it and a bad path fails here. */
-        if ((rc = open_server(x, &l->err, x->client, x->port, 0, &x->direct)) < 0) {
+        if ((rc = open_server(x, &l->err, x->client, x->port, VDEADLINE_NONE, &x->direct)) < 0) {
             goto out;
         }
     }

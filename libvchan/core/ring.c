@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "barrier.h"
+#include "deadline.h"
 #include "internal.h"
 
 /*
@@ -365,12 +366,6 @@ static void spin_adapt(struct vchan *v)
     v->gave_up_at = 0;
 }
 
-/* The deadline of this call, fixed the first time it has to wait (0: none). */
-static uint64_t deadline_of(const struct vchan *v)
-{
-    return v->timeout_ms > 0 ? v->plat->now_ms() + (uint64_t)v->timeout_ms : 0;
-}
-
 /*
  * Wait up to `ms` (0: only look, -1: no limit) for an event and consume
  * it; a hang-up the platform reports marks the peer gone.
@@ -388,8 +383,8 @@ static int wait_event(struct vchan *v, int ms)
 
 /*
  * Sleep until the platform reports an event or the deadline passes. The
- * deadline is taken on the first sleep of a call (*deadline == 0), so a call
- * that never sleeps never reads the clock.
+ * deadline is taken on the first sleep of a call (*deadline == 0: not yet),
+ * so a call that never sleeps never reads the clock.
  */
 static int block(struct vchan *v, uint64_t *deadline)
 {
@@ -397,14 +392,14 @@ static int block(struct vchan *v, uint64_t *deadline)
     int rc;
 
     if (!*deadline) {
-        *deadline = deadline_of(v);
+        int timeout = vdeadline_timeout(v->timeout_ms);
+        *deadline = timeout < 0 ? VDEADLINE_NONE : vdeadline_at(v->plat->now_ms(), timeout);
     }
-    if (*deadline) {
-        uint64_t now = v->plat->now_ms();
-        if (now >= *deadline) {
+    if (*deadline != VDEADLINE_NONE) {
+        ms = vdeadline_left(*deadline, v->plat->now_ms());
+        if (ms == 0) {
             return vchan__fail(v, VCHAN_ETIMEDOUT, "timed out waiting for the peer");
         }
-        ms = *deadline - now > 0x7fffffff ? 0x7fffffff : (int)(*deadline - now);
     }
     rc = wait_event(v, ms);
     spin_adapt(v);

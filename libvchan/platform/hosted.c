@@ -16,22 +16,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "libvchan/platform/clock.h"
 #include "libvchan/platform/hosted.h"
 
 uint64_t vchan__hosted_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return vclock_now_ms();
 }
 
 uint64_t vchan__hosted_now_ns(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return vclock_now_ns();
 }
 
 void *vchan__hosted_alloc(size_t size)

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "libvchan/core/barrier.h"
+#include "libvchan/platform/clock.h"
 #include "libvchan/platform/hosted.h"
 #include "libvchan/platform/local_dir.h"
 
@@ -144,35 +145,6 @@ static void close_fd(int *fd)
     if (*fd >= 0) {
         close(*fd);
         *fd = -1;
-    }
-}
-
-static int remaining_ms(uint64_t deadline)
-{
-    uint64_t now = vchan__hosted_now_ms();
-
-    if (now >= deadline) {
-        return 0;
-    }
-    return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
-}
-
-/* A deadline for a timeout in ms (-1: none, given as UINT64_MAX). */
-static uint64_t deadline_of(int timeout_ms)
-{
-    return timeout_ms < 0 ? UINT64_MAX : vchan__hosted_now_ms() + (uint64_t)timeout_ms;
-}
-
-static int poll_ms(uint64_t deadline)
-{
-    return deadline == UINT64_MAX ? -1 : remaining_ms(deadline);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
 }
 
@@ -728,12 +700,12 @@ static int recv_reply(struct local *st, int fd, struct msg_reply *m, int *fds, s
                 return vchan__errorf(st->v, VCHAN_EIO, "vchan server at %s: %s", st->path,
                                      strerror(errno));
             }
-            if (remaining_ms(deadline) == 0) {
+            if (vclock_left(deadline) == 0) {
                 return vchan__errorf(st->v, VCHAN_ETIMEDOUT,
                                      "vchan server at %s did not answer within %d ms", st->path,
                                      timeout_ms);
             }
-            if (poll(&pfd, 1, poll_ms(deadline)) < 0 && errno != EINTR) {
+            if (poll(&pfd, 1, vclock_left(deadline)) < 0 && errno != EINTR) {
                 return vchan__errorf(st->v, VCHAN_EIO, "poll: %s", strerror(errno));
             }
             continue;
@@ -894,8 +866,8 @@ static int local_lookup(void *p, int timeout_ms, uint32_t *ring_ref, uint32_t *p
     struct local *st = p;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     /* Timeout 0 is one try, but the answer to that try may take a moment. */
-    uint64_t deadline = deadline_of(timeout_ms);
-    uint64_t answer_by = timeout_ms == 0 ? deadline_of(ONE_TRY_GRACE_MS) : deadline;
+    uint64_t deadline = vclock_deadline(timeout_ms);
+    uint64_t answer_by = timeout_ms == 0 ? vclock_deadline(ONE_TRY_GRACE_MS) : deadline;
     int fd = -1, rc;
 
     if (st->server || st->looked_up) {
@@ -928,13 +900,13 @@ static int local_lookup(void *p, int timeout_ms, uint32_t *ring_ref, uint32_t *p
             goto out;
         }
         /* Nobody there yet (no directory, no socket, stale socket, or a lost race). */
-        ms = poll_ms(deadline);
+        ms = vclock_left(deadline);
         if (ms == 0) {
             rc = vchan__errorf(st->v, VCHAN_ETIMEDOUT, "no vchan server at %s after %d ms",
                                st->path, timeout_ms);
             goto out;
         }
-        sleep_ms(ms < 0 || ms > RETRY_MS ? RETRY_MS : ms);
+        vclock_sleep_ms(ms < 0 || ms > RETRY_MS ? RETRY_MS : ms);
     }
 out:
     if (rc == 0) {
@@ -1141,7 +1113,7 @@ static void drain_conn(struct local *st, uint32_t events)
 static int local_wait(void *p, int timeout_ms, bool *hangup)
 {
     struct local *st = p;
-    uint64_t deadline = deadline_of(timeout_ms);
+    uint64_t deadline = vclock_deadline(timeout_ms);
     int rc = 0;
 
     /* Sticky: a gone peer stays gone, and wait never blocks on it again. */
@@ -1154,7 +1126,7 @@ static int local_wait(void *p, int timeout_ms, bool *hangup)
         bool happened = false;
         int n, i;
 
-        n = epoll_wait(st->epfd, evs, 4, poll_ms(deadline));
+        n = epoll_wait(st->epfd, evs, 4, vclock_left(deadline));
         if (n < 0) {
             if (errno != EINTR) {
                 rc = vchan__errorf(st->v, VCHAN_EIO, "epoll_wait: %s", strerror(errno));
@@ -1190,7 +1162,7 @@ static int local_wait(void *p, int timeout_ms, bool *hangup)
         if (happened) {
             goto out;
         }
-        if (poll_ms(deadline) == 0) {
+        if (vclock_left(deadline) == 0) {
             rc = timeout_ms == 0 ? -VCHAN_EAGAIN : -VCHAN_ETIMEDOUT;
             goto out;
         }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "libvchan/platform/clock.h"
 #include "libvchan/platform/local_dir.h"
 
 #define SAY(...) snprintf(msg, VCHAN__LOCAL_MSG_MAX, __VA_ARGS__)
@@ -194,23 +195,14 @@ void vchan__local_unbind(struct vchan__local_sock *s, const char *path)
     s->bound = false;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int vchan__local_recv_full(int fd, void *buf, size_t len, int timeout_ms)
 {
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = vclock_deadline(timeout_ms);
     size_t got = 0;
 
     while (got < len) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         ssize_t n = recv(fd, (uint8_t *)buf + got, len - got, MSG_DONTWAIT);
-        uint64_t now;
         int ms;
 
         if (n > 0) {
@@ -224,12 +216,10 @@ int vchan__local_recv_full(int fd, void *buf, size_t len, int timeout_ms)
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             return -1;
         }
-        now = now_ms();
-        if (now >= deadline) {
+        if ((ms = vclock_left(deadline)) == 0) {
             errno = ETIMEDOUT;
             return -1;
         }
-        ms = deadline == UINT64_MAX || deadline - now > INT_MAX ? -1 : (int)(deadline - now);
         if (poll(&pfd, 1, ms) < 0 && errno != EINTR) {
             return -1;
         }

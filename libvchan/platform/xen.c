@@ -41,6 +41,7 @@
 #include <xentoollog.h>
 
 #include "libvchan/core/barrier.h"
+#include "libvchan/platform/clock.h"
 #include "libvchan/platform/hosted.h"
 
 /* Largest event channel port Xen can give (the FIFO ABI's limit, above the 2-level one). */
@@ -219,7 +220,7 @@ out:
  */
 static void note_slow(struct xen_chan *x, const char *what, uint64_t since_ms)
 {
-    uint64_t ms = vchan__hosted_now_ms() - since_ms;
+    uint64_t ms = vclock_now_ms() - since_ms;
 
     if (ms >= 50) {
         vchan__logf(x->v, VCHAN_LOG_DEBUG, "xen: %s took %llu ms", what, (unsigned long long)ms);
@@ -298,7 +299,7 @@ static int setup_death_watch(struct xen_chan *x)
     if (x->peer == x->self) {
         return 0; /* our own domain cannot vanish under us */
     }
-    t = vchan__hosted_now_ms();
+    t = vclock_now_ms();
     errno = 0;
     alive = xs_is_domain_introduced(x->xs, (unsigned)x->peer);
     note_slow(x, "asking xenstored whether the peer domain exists", t);
@@ -344,7 +345,7 @@ static void xen_close(void *p)
     if (!x) {
         return;
     }
-    t = vchan__hosted_now_ms();
+    t = vclock_now_ms();
     if (x->published && !xs_rm(x->xs, XBT_NULL, x->path)) {
         vchan__logf(x->v, VCHAN_LOG_WARN, "xen: cannot remove %s: %s", x->path, strerror(errno));
     }
@@ -352,10 +353,10 @@ static void xen_close(void *p)
     if (x->epfd >= 0) {
         close(x->epfd);
     }
-    t = vchan__hosted_now_ms();
+    t = vclock_now_ms();
     xs_close(x->xs); /* NULL is fine; also drops the watches */
     note_slow(x, "xs_close", t);
-    t = vchan__hosted_now_ms();
+    t = vclock_now_ms();
     if (x->bound) {
         (void)xenevtchn_unbind(x->xce, x->lport);
     }
@@ -363,7 +364,7 @@ static void xen_close(void *p)
         xenevtchn_close(x->xce);
     }
     note_slow(x, "closing the event channel", t);
-    t = vchan__hosted_now_ms();
+    t = vclock_now_ms();
     if (x->gs) {
         xengntshr_close(x->gs);
     }
@@ -500,7 +501,7 @@ static int xen_share(void *p, size_t npages, uint32_t *refs, int notify_offset, 
 static void xen_unshare(void *p, void *addr, size_t npages)
 {
     struct xen_chan *x = p;
-    uint64_t t = vchan__hosted_now_ms();
+    uint64_t t = vclock_now_ms();
 
     if (addr == x->ctrl) {
         x->ctrl = NULL;
@@ -621,7 +622,7 @@ static int read_keys(struct xen_chan *x, uint32_t *ring_ref, uint32_t *port, int
 static int xen_lookup(void *p, int timeout_ms, uint32_t *ring_ref, uint32_t *port)
 {
     struct xen_chan *x = p;
-    uint64_t start = vchan__hosted_now_ms();
+    uint64_t deadline = vclock_deadline(timeout_ms);
     bool watching = false;
     int absent_errno = ENOENT;
     int rc;
@@ -629,22 +630,20 @@ static int xen_lookup(void *p, int timeout_ms, uint32_t *ring_ref, uint32_t *por
     for (;;) {
         struct pollfd pfd;
         bool fired = false;
-        int ms = LOOKUP_RECHECK_MS;
-        uint64_t spent;
+        int ms = LOOKUP_RECHECK_MS, left;
 
         rc = read_keys(x, ring_ref, port, &absent_errno);
         if (rc != -VCHAN_ENOENT) {
             break; /* found, or an error already recorded */
         }
-        spent = vchan__hosted_now_ms() - start;
-        if (timeout_ms >= 0 && spent >= (uint64_t)timeout_ms) {
+        if ((left = vclock_left(deadline)) == 0) {
             rc = vchan__errorf(x->v, VCHAN_ETIMEDOUT, "no vchan server at %s after %d ms%s",
                                x->path, timeout_ms,
                                absent_errno == EACCES ? " (not readable yet)" : "");
             break;
         }
-        if (timeout_ms >= 0 && (uint64_t)timeout_ms - spent < (uint64_t)ms) {
-            ms = (int)((uint64_t)timeout_ms - spent);
+        if (left > 0 && left < ms) {
+            ms = left;
         }
         if (!watching) {
             /* Watch, then read again: a write between our read and the watch is not lost. */
@@ -744,7 +743,7 @@ static int xen_map(void *p, const uint32_t *refs, size_t npages, bool writable, 
 static void xen_unmap(void *p, void *addr, size_t npages)
 {
     struct xen_chan *x = p;
-    uint64_t t = vchan__hosted_now_ms();
+    uint64_t t = vclock_now_ms();
 
     if (addr == x->ctrl) {
         x->ctrl = NULL;
