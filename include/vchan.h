@@ -214,6 +214,69 @@ VCHAN_EXPORT const char *vchan_platform_name(const struct vchan *v);
 /* Message for the last error on this handle ("" if none); owned by it. */
 VCHAN_EXPORT const char *vchan_last_error(const struct vchan *v);
 
+/* ------------------------------------------- inspecting a control page */
+
+/*
+ * A snapshot of a channel's shared control page, as a debugger reads it
+ * (vchan-cat --stat): every field read once, checked, and never trusted
+ * further. Works on the live mapping or on a copy; the page stays the
+ * peer's, so nothing here writes to it. Set .size = sizeof(struct
+ * vchan_page_view) (VCHAN_PAGE_VIEW_INIT) so that fields appended later do
+ * not break older callers; vchan_page_inspect fills what fits.
+ */
+struct vchan_ring_view {
+    uint32_t order;      /* as the page says; valid: 10..20 */
+    uint32_t size;       /* 1 << order; 0 when the order is out of range */
+    uint32_t prod, cons; /* the ring's indices, free-running */
+    uint32_t fill;       /* prod - cons: bytes written and not yet read */
+};
+
+struct vchan_page_view {
+    size_t size;                  /* sizeof(struct vchan_page_view) */
+    struct vchan_ring_view left;  /* client -> server */
+    struct vchan_ring_view right; /* server -> client */
+    uint8_t cli_live, srv_live;   /* 0 closed, 1 open, 2 waiting (client only) */
+    uint8_t cli_notify, srv_notify; /* VCHAN_NOTIFY_* bits asked of that side */
+    bool corrupt;                 /* a value no correct peer writes */
+    char problem[96];             /* why, when corrupt */
+};
+#define VCHAN_PAGE_VIEW_INIT {.size = sizeof(struct vchan_page_view)}
+
+/* What the notify bits ask: tell me when you write / when you consume. */
+#define VCHAN_NOTIFY_WRITE 0x1u
+#define VCHAN_NOTIFY_READ 0x2u
+
+/*
+ * Read the control page at `page` (`len` bytes, at least 24; a whole page
+ * for in-page rings to be checked too). 0, or -VCHAN_EINVAL for a NULL
+ * pointer, a short page or a view whose .size is unset. Corruption is not
+ * an error: it is reported in the view.
+ */
+VCHAN_EXPORT int vchan_page_inspect(const void *page, size_t len, struct vchan_page_view *view);
+
+enum vchan_verdict {
+    VCHAN_VERDICT_IDLE,           /* open, nothing to move, nobody waiting */
+    VCHAN_VERDICT_FLOWING,        /* indices moved between the snapshots */
+    VCHAN_VERDICT_READER_WAITING, /* a side asked to be told of data; none */
+    VCHAN_VERDICT_WRITER_WAITING, /* a ring is full */
+    VCHAN_VERDICT_NOTIFY_LOST,    /* a side waits for what is already there */
+    VCHAN_VERDICT_CONNECTING,     /* the server waits for its client */
+    VCHAN_VERDICT_PEER_GONE,      /* a side has closed */
+    VCHAN_VERDICT_CORRUPT,        /* see vchan_page_view.problem */
+};
+
+/*
+ * Judge a channel from two snapshots `still_ms` apart (`before` NULL: one
+ * snapshot, nothing known to move). NOTIFY_LOST needs still_ms >= 1000 with
+ * no index moving. `why` (if non-NULL) gets a sentence naming the side and
+ * ring; it points into static storage of the library or into `now`.
+ */
+VCHAN_EXPORT enum vchan_verdict vchan_page_verdict(const struct vchan_page_view *before,
+                                                   const struct vchan_page_view *now,
+                                                   uint64_t still_ms, const char **why);
+/* "idle", "flowing", "reader waiting for data", ...; never NULL. */
+VCHAN_EXPORT const char *vchan_verdict_name(enum vchan_verdict verdict);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: ISC
 #
-# The ring core (libvchan/core/: ring.c setup.c errors.c) must link into a
+# The ring core (libvchan/core/: ring.c setup.c errors.c inspect.c) must link into a
 # unikernel: the only symbols it may take from outside are memcpy, memset
 # and memmove. This compiles the core freestanding at -O0 and -O2 (with $CC
 # but none of the build's CFLAGS, so sanitizer or coverage builds do not
@@ -21,7 +21,7 @@ NM=${NM:-nm}
 NM=${NM% -B} # libtool's NM asks for BSD output; we want POSIX (-P)
 
 allowed='memcpy memset memmove'
-sources='ring.c setup.c errors.c'
+sources='ring.c setup.c errors.c inspect.c'
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/freestanding.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
