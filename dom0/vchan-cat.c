@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "conduit.h"
+#include "dom0/vchan-cat.h"
 #include "libvchan/platform/clock.h" /* header only */
 
 #define EXIT_OK 0
@@ -173,6 +174,12 @@ static void usage(FILE *f)
         "                exits 0 (as netcat -w); every other timeout is an error\n"
         "      --ca FILE, --cert FILE, --key FILE\n"
         "                TLS files, as ca=, cert=, key= in the URI\n"
+        "      --list [DOMAIN]  the channels the rendezvous shows (served by DOMAIN)\n"
+        "      --stat CHANNEL   map a channel's control page read-only: rings, indices,\n"
+        "                notify bits and a verdict; CHANNEL is vchan://SERVER/PORT (this\n"
+        "                domain the client) or SERVER/CLIENT/PORT. Exit 1 if corrupt\n"
+        "      --watch CHANNEL  as --stat, every second, with rates, until interrupted\n"
+        "      --json    --list, --stat and --watch as JSON\n"
         "  -h, --help    this help\n"
         "\n"
         "End of input: on TCP, UNIX and TLS, %s shuts its direction down (TLS:\n"
@@ -860,9 +867,41 @@ static int twice(const struct options *o, const struct conduit_uri *u)
     return 0;
 }
 
+/* --list [DOMAIN] and --stat/--watch TARGET (vchan-cat-debug.c). */
+static int debugger(bool list, const char *target, bool watch, bool json, int nargs, char **args)
+{
+    long server = -1;
+    char *end;
+
+    if (list && target) {
+        msg("--list and --%s do not go together", watch ? "watch" : "stat");
+        return EXIT_USAGE;
+    }
+    if (target) {
+        if (nargs > 0) {
+            msg("--%s takes one channel, got also '%s'", watch ? "watch" : "stat", args[0]);
+            return EXIT_USAGE;
+        }
+        return vcat_stat(target, watch, json);
+    }
+    if (nargs > 1) {
+        msg("--list takes at most one DOMAIN, got also '%s'", args[1]);
+        return EXIT_USAGE;
+    }
+    if (nargs == 1) {
+        errno = 0;
+        server = strtol(args[0], &end, 10);
+        if (errno || end == args[0] || *end || server < 0 || server > 32751) {
+            msg("--list: '%s' is not a domain id (0-32751)", args[0]);
+            return EXIT_USAGE;
+        }
+    }
+    return vcat_list((int)server, json);
+}
+
 int main(int argc, char **argv)
 {
-    enum { OPT_PROGRESS = 256, OPT_CA, OPT_CERT, OPT_KEY };
+    enum { OPT_PROGRESS = 256, OPT_CA, OPT_CERT, OPT_KEY, OPT_LIST, OPT_STAT, OPT_WATCH, OPT_JSON };
     /* clang-format off */
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -870,11 +909,17 @@ int main(int argc, char **argv)
         {"ca", required_argument, NULL, OPT_CA},
         {"cert", required_argument, NULL, OPT_CERT},
         {"key", required_argument, NULL, OPT_KEY},
+        {"list", no_argument, NULL, OPT_LIST},
+        {"stat", required_argument, NULL, OPT_STAT},
+        {"watch", required_argument, NULL, OPT_WATCH},
+        {"json", no_argument, NULL, OPT_JSON},
         {NULL, 0, NULL, 0},
     };
     /* clang-format on */
     struct options o = {0};
     struct conduit_uri *u = NULL;
+    const char *stat_target = NULL;
+    bool list = false, watch = false, json = false;
     enum outcome r;
     char err[512];
     int ch, rc, status = EXIT_OK;
@@ -913,10 +958,25 @@ int main(int argc, char **argv)
         case OPT_KEY:
             o.key = optarg;
             break;
+        case OPT_LIST:
+            list = true;
+            break;
+        case OPT_WATCH:
+            watch = true;
+            /* fall through */
+        case OPT_STAT:
+            stat_target = optarg;
+            break;
+        case OPT_JSON:
+            json = true;
+            break;
         default:
             fprintf(stderr, "Try '%s --help'.\n", prog);
             return EXIT_USAGE;
         }
+    }
+    if (list || stat_target) {
+        return debugger(list, stat_target, watch, json, argc - optind, argv + optind);
     }
     if (optind == argc) {
         msg("no URI given");

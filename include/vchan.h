@@ -277,6 +277,57 @@ VCHAN_EXPORT enum vchan_verdict vchan_page_verdict(const struct vchan_page_view 
 /* "idle", "flowing", "reader waiting for data", ...; never NULL. */
 VCHAN_EXPORT const char *vchan_verdict_name(enum vchan_verdict verdict);
 
+/* ------------------------------------- finding and mapping channels */
+
+/*
+ * What a rendezvous shows of one channel (vchan-cat --list). Fields may be
+ * appended: read only those of the .size the library gives.
+ */
+struct vchan_channel {
+    size_t size;          /* of what the library filled */
+    const char *platform; /* "xen" or "local" */
+    int server, client;   /* domain ids; client -1: a local accept service */
+    const char *server_name, *client_name; /* Xen: the domains' names; NULL if unknown */
+    const char *port;
+    bool published;       /* the server's rendezvous entry is there */
+    bool has_page;        /* a control page was found (local: a process holds it) */
+    bool connected;       /* the page says the client has connected */
+    uint32_t ring_ref;    /* Xen: the control page's grant reference */
+    uint32_t evtchn;      /* Xen: the server's event channel port */
+    long pid;             /* local: a process that holds the page, 0 if none */
+};
+
+/* Called once a channel; a non-zero return stops the listing and is returned. */
+typedef int vchan_channel_fn(void *ctx, const struct vchan_channel *ch);
+
+/*
+ * List the channels of `platform` (NULL: VCHAN_PLATFORM, else detect, as
+ * opening does) whose server is domain `server` (-1: every domain this one
+ * may read). On Xen, the /local/domain/<server>/data/vchan/<client>/<port>
+ * entries xenstore lets us read; on the local platform, the channels of
+ * the rendezvous directory: servers waiting for a client, and pages held
+ * by processes of this user (all users for root). 0, fn's non-zero return,
+ * or a negative VCHAN_E* with a message in errbuf.
+ */
+VCHAN_EXPORT int vchan_list_channels(const char *platform, int server, vchan_channel_fn *fn,
+                                     void *ctx, char *errbuf, size_t errlen);
+
+/*
+ * Map the control page of channel (server, client, port) read-only (client
+ * -1: this domain, VCHAN_DOMID on the local platform), where this domain may (local: a page held by a process of this user, or any for
+ * root; Xen: a channel whose client is this domain, through its grant). The
+ * page is the peer's: read it with vchan_page_inspect only. -VCHAN_ENOENT
+ * (no such channel), -VCHAN_EPERM (not allowed: errbuf says why and what
+ * the rendezvous shows instead), -VCHAN_ENOSYS, -VCHAN_EIO.
+ */
+struct vchan_page;
+VCHAN_EXPORT int vchan_page_open(struct vchan_page **out, const char *platform, int server,
+                                 int client, const char *port, char *errbuf, size_t errlen);
+/* The mapped page (VCHAN_PAGE_SIZE bytes). */
+VCHAN_EXPORT const void *vchan_page_addr(const struct vchan_page *page);
+VCHAN_EXPORT void vchan_page_close(struct vchan_page *page);
+#define VCHAN_PAGE_SIZE 4096u
+
 #ifdef __cplusplus
 }
 #endif

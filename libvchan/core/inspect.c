@@ -77,9 +77,12 @@ VCHAN_EXPORT int vchan_page_inspect(const void *page, size_t len, struct vchan_p
     v.cli_notify = w->cli_notify;
     v.srv_notify = w->srv_notify;
 
-    if (v.left.order == v.right.order &&
-        (v.left.order == VCHAN__SMALL_ORDER || v.left.order == VCHAN__LARGE_ORDER)) {
-        problem(&v, "both rings in the same place of the control page: order ", "", v.left.order);
+    if (!v.corrupt) {
+        size_t lp, rp;
+        if (vchan__check_orders(v.left.order, v.right.order, &lp, &rp)) {
+            /* Both in-page at one offset, or a grant list running into an in-page ring. */
+            problem(&v, "ring orders that cannot go together: left ", "", v.left.order);
+        }
     }
     if (v.cli_live > VCHAN__LIVE_WAITING) {
         problem(&v, "client live byte out of range: ", "", v.cli_live);

@@ -101,7 +101,7 @@ static void report(const struct vchan_config *cfg, const char *fmt, ...)
 }
 
 /* VCHAN_PLATFORM (or cfg->platform) names one; else Xen when its event device opens. */
-static int pick_platform(const struct vchan_config *cfg, const struct vchan__platform **out)
+int vchan__pick_platform(const struct vchan_config *cfg, const struct vchan__platform **out)
 {
     const char *name = cfg->platform ? cfg->platform : getenv("VCHAN_PLATFORM");
 
@@ -172,7 +172,7 @@ int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
         return -VCHAN_EINVAL;
     }
     *out = NULL;
-    if ((rc = pick_platform(cfg, &plat))) {
+    if ((rc = vchan__pick_platform(cfg, &plat))) {
         return rc;
     }
     if ((rc = vchan__server_open(out, plat, cfg)) == 0) {
@@ -190,11 +190,31 @@ int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
         return -VCHAN_EINVAL;
     }
     *out = NULL;
-    if ((rc = pick_platform(cfg, &plat))) {
+    if ((rc = vchan__pick_platform(cfg, &plat))) {
         return rc;
     }
     if ((rc = vchan__client_open(out, plat, cfg)) == 0) {
         apply_spin_env(*out);
     }
     return rc;
+}
+
+bool vchan__parse_dec(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t n = 0;
+
+    if (len == 0 || len > 10) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        n = n * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (n > max) {
+        return false;
+    }
+    *out = n;
+    return true;
 }

@@ -27,6 +27,38 @@ void *vchan__hosted_alloc(size_t size);
 void vchan__hosted_free(void *ptr);
 void vchan__hosted_log(struct vchan *v, enum vchan_log_level level, const char *msg);
 
+/*
+ * The platform cfg->platform names, else VCHAN_PLATFORM's, else Xen when
+ * its event device opens, else local. -VCHAN_EINVAL / -VCHAN_ENOSYS with a
+ * message in cfg->errbuf.
+ */
+int vchan__pick_platform(const struct vchan_config *cfg, const struct vchan__platform **out);
+
+/*
+ * Looking at channels from outside them (vchan_list_channels,
+ * vchan_page_open in debug.c): one table a hosted platform. A failure
+ * returns -VCHAN_E* with a message in msg (VCHAN__MSG_MAX bytes).
+ */
+#define VCHAN__MSG_MAX 256
+struct vchan__platform_debug {
+    int (*list)(int server, vchan_channel_fn *fn, void *ctx, char *msg);
+    /* Map a control page read-only: *addr the page, *handle for page_close. */
+    int (*page_open)(int server, int client, const char *port, const void **addr, void **handle,
+                     char *msg);
+    void (*page_close)(void *handle);
+};
+extern const struct vchan__platform_debug vchan__local_debug;
+#ifdef HAVE_XEN
+extern const struct vchan__platform_debug vchan__xen_debug;
+#endif
+
+/*
+ * A number another process wrote (xenstore values, file names): decimal
+ * digits only, 1..10 of them, at most max; no sign, blank, base prefix or
+ * trailing junk (strtoul would take all of those).
+ */
+bool vchan__parse_dec(const char *s, size_t len, uint64_t max, uint64_t *out);
+
 /* The local domain id (VCHAN_DOMID, default 0); -VCHAN_EINVAL when malformed. */
 int vchan__local_domid(struct vchan *v, int *domid);
 

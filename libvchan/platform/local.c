@@ -281,7 +281,10 @@ static int local_open(void **pp, struct vchan *v, const struct vchan_config *cfg
         goto out;
     }
     if (server) {
-        st->memfd = memfd_create("vchan-local", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        /* Named after the channel, so that a debugger finds it (local_inspect.c). */
+        char name[250];
+        snprintf(name, sizeof(name), "vchan:%s", st->path);
+        st->memfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (st->memfd < 0) {
             rc = vchan__errorf(v, errno == ENOMEM ? VCHAN_ENOMEM : VCHAN_EIO, "memfd_create: %s",
                                strerror(errno));

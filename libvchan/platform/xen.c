@@ -164,31 +164,6 @@ static const char *shown(const char *s, unsigned len, char *buf, size_t buflen)
     return buf;
 }
 
-/*
- * Decimal digits only, 1..10 of them: no sign, blank, base prefix or
- * trailing junk (strtoul would take all of those). Peer-controlled input.
- */
-static bool parse_dec(const char *s, unsigned len, uint64_t max, uint64_t *out)
-{
-    uint64_t n = 0;
-    unsigned i;
-
-    if (len == 0 || len > 10) {
-        return false;
-    }
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        n = n * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (n > max) {
-        return false;
-    }
-    *out = n;
-    return true;
-}
-
 /* Our own domain id: the relative key `domid` (relative to our domain's home). */
 static int read_self(struct xen_chan *x)
 {
@@ -203,7 +178,7 @@ static int read_self(struct xen_chan *x)
         return vchan__errorf(x->v, os_code(errno), "xenstore: cannot read our own domid: %s",
                              strerror(errno));
     }
-    if (!parse_dec(val, len, VCHAN_DOMID_MAX, &id)) {
+    if (!vchan__parse_dec(val, len, VCHAN_DOMID_MAX, &id)) {
         rc = vchan__errorf(x->v, VCHAN_EIO, "xenstore: our own domid is not a domain id: '%s'",
                            shown(val, len, show, sizeof(show)));
         goto out;
@@ -598,7 +573,7 @@ static int read_key(struct xen_chan *x, const char *key, uint64_t max, uint32_t 
         }
         return vchan__errorf(x->v, os_code(errno), "xs_read %s: %s", path, strerror(errno));
     }
-    if (!parse_dec(val, len, max, &n) || n == 0) {
+    if (!vchan__parse_dec(val, len, max, &n) || n == 0) {
         rc = vchan__errorf(x->v, VCHAN_EPROTO, "xenstore %s: invalid value '%s'", path,
                            shown(val, len, show, sizeof(show)));
         goto out;

@@ -156,7 +156,7 @@ static void test_verdict_corrupt(void)
     open_page();
     page.w.left_order = page.w.right_order = VCHAN__SMALL_ORDER;
     UNIT_EQ(judge(NULL, 0, &v, &why), VCHAN_VERDICT_CORRUPT);
-    CU_ASSERT_PTR_NOT_NULL(strstr(why, "same place"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "cannot go together"));
 
     open_page();
     page.w.srv_live = 2;
