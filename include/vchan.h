@@ -71,10 +71,26 @@ typedef void vchan_log_fn(void *ctx, enum vchan_log_level level, const char *fmt
 #define VCHAN_DOMID_MAX 32751
 
 /*
- * Options for opening a channel. Zero-initialise, then set what you need:
- * struct vchan_config cfg = { .domain = 3, .port = "data" };
+ * Options for opening a channel. Start from VCHAN_CONFIG_INIT (or call
+ * vchan_config_init), then set what you need:
+ *
+ *     struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 3, .port = "data");
+ *
+ * The struct is versioned by its first member, struct_size, which the
+ * initialiser sets to sizeof(struct vchan_config) as the caller's vchan.h
+ * declares it. Later releases only append fields, so:
+ *  - a struct_size below this release's size (0: a config that was only
+ *    zeroed) is refused with -VCHAN_EINVAL and the message "struct
+ *    vchan_config not initialised: use VCHAN_CONFIG_INIT";
+ *  - a larger struct_size (a caller built against a newer vchan.h) is
+ *    accepted when every byte past the fields this library knows is zero
+ *    (the newer fields left at their defaults), else refused with
+ *    -VCHAN_EINVAL: this library cannot honour a field it does not know.
+ * Once a release has added fields, it accepts the sizes of every earlier
+ * release and gives their missing fields the value 0.
  */
 struct vchan_config {
+    size_t struct_size;  /* set by VCHAN_CONFIG_INIT / vchan_config_init only */
     int domain;          /* peer domain id, 0..VCHAN_DOMID_MAX */
     const char *port;    /* port name, 1..64 of [A-Za-z0-9_-] */
     /*
@@ -94,6 +110,19 @@ struct vchan_config {
     char *errbuf;
     size_t errbuf_len;
 };
+
+/*
+ * An initialiser for struct vchan_config: every field 0 (NULL, false) but
+ * struct_size, then the designated initialisers given, if any:
+ * VCHAN_CONFIG_INIT() or VCHAN_CONFIG_INIT(.domain = 0, .port = "p").
+ */
+#define VCHAN_CONFIG_INIT(...)                                  \
+    {                                                           \
+        .struct_size = sizeof(struct vchan_config), __VA_ARGS__ \
+    }
+
+/* The same at run time: zero *cfg and set its struct_size. NULL is ignored. */
+VCHAN_EXPORT void vchan_config_init(struct vchan_config *cfg);
 
 struct vchan;
 

@@ -40,28 +40,30 @@ static int check_platform(const struct vchan_config *cfg)
 
 int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
 {
-    int rc = check_platform(cfg);
+    struct vchan_config c;
+    int rc;
 
-    if (rc) {
+    if ((rc = vchan__config_load(&c, cfg)) || (rc = check_platform(&c))) {
         if (out) {
             *out = NULL;
         }
         return rc;
     }
-    return vchan__server_open(out, &vchan__platform_unikernel, cfg);
+    return vchan__server_open(out, &vchan__platform_unikernel, &c);
 }
 
 int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
 {
-    int rc = check_platform(cfg);
+    struct vchan_config c;
+    int rc;
 
-    if (rc) {
+    if ((rc = vchan__config_load(&c, cfg)) || (rc = check_platform(&c))) {
         if (out) {
             *out = NULL;
         }
         return rc;
     }
-    return vchan__client_open(out, &vchan__platform_unikernel, cfg);
+    return vchan__client_open(out, &vchan__platform_unikernel, &c);
 }
 
 void vchan_unikernel_log(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap)

@@ -140,6 +140,47 @@ static void report(const struct vchan_config *cfg, const char *msg)
     cfg->errbuf[n] = '\0';
 }
 
+/* A struct_size beyond this is garbage, not a newer vchan.h. */
+#define CONFIG_SIZE_MAX 4096u
+
+void vchan_config_init(struct vchan_config *cfg)
+{
+    if (cfg) {
+        memset(cfg, 0, sizeof(*cfg));
+        cfg->struct_size = sizeof(*cfg);
+    }
+}
+
+int vchan__config_load(struct vchan_config *dst, const struct vchan_config *src)
+{
+    const unsigned char *extra, *end;
+    size_t n;
+
+    memset(dst, 0, sizeof(*dst));
+    if (!src) {
+        return -VCHAN_EINVAL;
+    }
+    n = src->struct_size;
+    if (n < sizeof(*dst) || n > CONFIG_SIZE_MAX) {
+        /* Zero: a zeroed config whose other fields are sound. Else they may be garbage too. */
+        if (n == 0) {
+            report(src, "struct vchan_config not initialised: use VCHAN_CONFIG_INIT");
+        }
+        return -VCHAN_EINVAL;
+    }
+    /* A newer vchan.h: its fields past ours must be left at their defaults (zero). */
+    end = (const unsigned char *)src + n;
+    for (extra = (const unsigned char *)src + sizeof(*dst); extra < end; extra++) {
+        if (*extra) {
+            report(src, "struct vchan_config sets fields this libvchan does not know "
+                        "(built against a newer vchan.h)");
+            return -VCHAN_EINVAL;
+        }
+    }
+    memcpy(dst, src, sizeof(*dst));
+    return 0;
+}
+
 /* Undo whatever part of an open got done, closing our side as libxenvchan does. */
 static void teardown(struct vchan *v)
 {
@@ -218,6 +259,7 @@ static int open_failed(struct vchan *v, const struct vchan_config *cfg, int rc, 
 int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
                        const struct vchan_config *cfg)
 {
+    struct vchan_config c;
     const char *why;
     struct vchan *v;
     unsigned rorder, worder;
@@ -230,6 +272,10 @@ int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
         return -VCHAN_EINVAL;
     }
     *out = NULL;
+    if ((rc = vchan__config_load(&c, cfg))) {
+        return rc;
+    }
+    cfg = &c;
     if ((rc = check_config(cfg, &why))) {
         report(cfg, why);
         return rc;
@@ -290,6 +336,7 @@ int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
 int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
                        const struct vchan_config *cfg)
 {
+    struct vchan_config c;
     uint32_t refs[GRANTS_MAX];
     const char *why;
     struct vchan *v;
@@ -303,6 +350,10 @@ int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
         return -VCHAN_EINVAL;
     }
     *out = NULL;
+    if ((rc = vchan__config_load(&c, cfg))) {
+        return rc;
+    }
+    cfg = &c;
     if ((rc = check_config(cfg, &why))) {
         report(cfg, why);
         return rc;

@@ -166,16 +166,17 @@ static void apply_spin_env(struct vchan *v)
 int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
 {
     const struct vchan__platform *plat;
+    struct vchan_config c;
     int rc;
 
     if (!out || !cfg) {
         return -VCHAN_EINVAL;
     }
     *out = NULL;
-    if ((rc = pick_platform(cfg, &plat))) {
+    if ((rc = vchan__config_load(&c, cfg)) || (rc = pick_platform(&c, &plat))) {
         return rc;
     }
-    if ((rc = vchan__server_open(out, plat, cfg)) == 0) {
+    if ((rc = vchan__server_open(out, plat, &c)) == 0) {
         apply_spin_env(*out);
     }
     return rc;
@@ -184,16 +185,17 @@ int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
 int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
 {
     const struct vchan__platform *plat;
+    struct vchan_config c;
     int rc;
 
     if (!out || !cfg) {
         return -VCHAN_EINVAL;
     }
     *out = NULL;
-    if ((rc = pick_platform(cfg, &plat))) {
+    if ((rc = vchan__config_load(&c, cfg)) || (rc = pick_platform(&c, &plat))) {
         return rc;
     }
-    if ((rc = vchan__client_open(out, plat, cfg)) == 0) {
+    if ((rc = vchan__client_open(out, plat, &c)) == 0) {
         apply_spin_env(*out);
     }
     return rc;

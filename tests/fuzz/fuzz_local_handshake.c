@@ -322,7 +322,7 @@ static void *server_thread(void *arg)
 static void client_side(struct fuzz_in *in)
 {
     const struct vchan__platform *plat = &vchan__platform_local;
-    struct vchan_config cfg = {.domain = 0, .port = PORT};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 0, .port = PORT);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct server s = {.listenfd = -1};
     struct vchan *v = calloc(1, sizeof(*v)); /* only for the platform's error messages */
@@ -485,8 +485,8 @@ static void server_turn(struct vchan *v)
 
 static void server_side(struct fuzz_in *in)
 {
-    struct vchan_config cfg = {
-        .domain = 0, .port = PORT, .read_size = 1, .write_size = 1, .nonblocking = true};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 0, .port = PORT, .read_size = 1,
+                                                .write_size = 1, .nonblocking = true);
     uint8_t hello[40], before[VCHAN__PAGE_SIZE];
     struct msg_notice notice;
     struct vchan *v = NULL;

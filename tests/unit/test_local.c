@@ -71,14 +71,9 @@ static void env_teardown(void)
 
 static struct vchan_config config(const char *port, int domain, int timeout_ms)
 {
-    struct vchan_config cfg = {
-        .domain = domain,
-        .port = port,
-        .platform = "local",
-        .timeout_ms = timeout_ms,
-        .errbuf = errbuf,
-        .errbuf_len = sizeof(errbuf),
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = domain, .port = port, .platform = "local",
+                          .timeout_ms = timeout_ms, .errbuf = errbuf, .errbuf_len = sizeof(errbuf));
     return cfg;
 }
 

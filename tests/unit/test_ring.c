@@ -49,26 +49,19 @@ static void next_port(char *buf, size_t len)
 static bool server_open(struct pair *p, const char *port, size_t read_size, size_t write_size,
                         bool nonblocking, int timeout_ms)
 {
-    struct vchan_config cfg = {
-        .domain = 1,
-        .port = port,
-        .read_size = read_size,
-        .write_size = write_size,
-        .nonblocking = nonblocking,
-        .timeout_ms = timeout_ms,
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = 1, .port = port, .read_size = read_size,
+                          .write_size = write_size, .nonblocking = nonblocking,
+                          .timeout_ms = timeout_ms);
 
     return RC(vchan__server_open(&p->srv, &loop_platform, &cfg), 0);
 }
 
 static bool client_open(struct pair *p, const char *port, bool nonblocking, int timeout_ms)
 {
-    struct vchan_config cfg = {
-        .domain = 0,
-        .port = port,
-        .nonblocking = nonblocking,
-        .timeout_ms = timeout_ms,
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = 0, .port = port, .nonblocking = nonblocking,
+                          .timeout_ms = timeout_ms);
 
     return RC(vchan__client_open(&p->cli, &loop_platform, &cfg), 0);
 }
