@@ -237,8 +237,21 @@ VCHAN_EXPORT void vchan_set_timeout(struct vchan *v, int timeout_ms);
 /* Switch between blocking and non-blocking I/O. */
 VCHAN_EXPORT void vchan_set_nonblocking(struct vchan *v, bool nonblocking);
 
-/* The platform in use ("xen" or "local"). */
+/* The platform in use ("xen", "local" or "unikernel"); "" for NULL. */
 VCHAN_EXPORT const char *vchan_platform_name(const struct vchan *v);
+
+/*
+ * The platform an open whose vchan_config.platform is `name` would use,
+ * without opening anything, so that callers (libconduit) decide as libvchan
+ * does: `name` when it names one; NULL: the VCHAN_PLATFORM environment
+ * variable, when set and not empty; otherwise (and for "") "xen" when Xen's
+ * event channel device opens, else "local". The unikernel library has
+ * only "unikernel" (and takes "xen" for it). 0 with *selected pointing to
+ * the static name; -VCHAN_EINVAL for an unknown name, -VCHAN_ENOSYS for a
+ * platform this build lacks, with a message in errbuf (if non-NULL).
+ */
+VCHAN_EXPORT int vchan_platform_select(const char *name, const char **selected, char *errbuf,
+                                       size_t errbuf_len);
 
 /* Message for the last error on this handle ("" if none); owned by it. */
 VCHAN_EXPORT const char *vchan_last_error(const struct vchan *v);

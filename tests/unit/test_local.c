@@ -899,6 +899,57 @@ static void test_local_dir_insecure_refused(void)
     }
 }
 
+/* vchan_platform_select: the decision libvchan's opens and libconduit share. */
+static void test_local_platform_select(void)
+{
+    const char *saved = getenv("VCHAN_PLATFORM");
+    char copy[64] = "", err[160];
+    const char *name = "x";
+    int fd = open("/dev/xen/evtchn", O_RDWR | O_CLOEXEC);
+#ifdef HAVE_XEN
+    const char *detected = fd >= 0 ? "xen" : "local";
+#else
+    const char *detected = "local";
+#endif
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (saved) {
+        snprintf(copy, sizeof(copy), "%s", saved);
+    }
+    UNIT_EQ(vchan_platform_select("local", NULL, NULL, 0), -VCHAN_EINVAL);
+    UNIT_EQ(vchan_platform_select("local", &name, NULL, 0), 0);
+    CU_ASSERT_STRING_EQUAL(name, "local");
+    setenv("VCHAN_PLATFORM", "local", 1);
+    UNIT_EQ(vchan_platform_select(NULL, &name, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(name, "local");
+    /* An explicit name wins over the environment; "" is detection, ignoring it. */
+    setenv("VCHAN_PLATFORM", "bogus", 1);
+    UNIT_EQ(vchan_platform_select("local", &name, err, sizeof(err)), 0);
+    UNIT_EQ(vchan_platform_select("", &name, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(name, detected);
+    err[0] = '\0';
+    UNIT_EQ(vchan_platform_select(NULL, &name, err, sizeof(err)), -VCHAN_EINVAL);
+    CU_ASSERT_PTR_NULL(name);
+    CU_ASSERT_STRING_EQUAL(err,
+                           "unknown platform 'bogus' in VCHAN_PLATFORM (expected xen or local)");
+    UNIT_EQ(vchan_platform_select("qubes", &name, err, sizeof(err)), -VCHAN_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err, "unknown platform 'qubes' (expected xen or local)");
+#ifdef HAVE_XEN
+    UNIT_EQ(vchan_platform_select("xen", &name, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(name, "xen");
+#else
+    UNIT_EQ(vchan_platform_select("xen", &name, err, sizeof(err)), -VCHAN_ENOSYS);
+#endif
+    unsetenv("VCHAN_PLATFORM");
+    UNIT_EQ(vchan_platform_select(NULL, &name, NULL, 0), 0);
+    CU_ASSERT_STRING_EQUAL(name, detected);
+    if (saved) {
+        setenv("VCHAN_PLATFORM", copy, 1);
+    }
+}
+
 static void test_local_path_too_long(void)
 {
     char port[VCHAN_PORT_MAX + 1];
@@ -1443,6 +1494,7 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_local_dir_created_private),
     UNIT_TEST(test_local_dir_resolution),
     UNIT_TEST(test_local_dir_insecure_refused),
+    UNIT_TEST(test_local_platform_select),
     UNIT_TEST(test_local_path_too_long),
     UNIT_TEST(test_local_already_published),
     UNIT_TEST(test_local_stale_socket_replaced),
