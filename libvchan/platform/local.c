@@ -238,7 +238,7 @@ static int local_open(void **pp, struct vchan *v, const struct vchan_config *cfg
 {
     char msg[VCHAN__LOCAL_MSG_MAX];
     struct local *st;
-    int self, n, rc;
+    int self, rc;
 
     *pp = NULL;
     if (sysconf(_SC_PAGESIZE) != PAGE) {
@@ -267,12 +267,9 @@ static int local_open(void **pp, struct vchan *v, const struct vchan_config *cfg
         rc = vchan__errorf(v, -rc, "%s", msg);
         goto out;
     }
-    n = snprintf(st->path, sizeof(st->path), "%s/%d.%d.%s", st->dir, st->server_domid,
-                 st->client_domid, cfg->port);
-    if (n < 0 || (size_t)n >= sizeof(st->path)) {
-        rc = vchan__errorf(
-            v, VCHAN_EINVAL, "vchan socket path %s/%d.%d.%s too long (%d bytes, at most %zu)",
-            st->dir, st->server_domid, st->client_domid, cfg->port, n, sizeof(st->path) - 1);
+    if ((rc = vchan__local_path(st->path, sizeof(st->path), st->dir, st->server_domid,
+                                st->client_domid, cfg->port, msg)) < 0) {
+        rc = vchan__errorf(v, -rc, "%s", msg);
         goto out;
     }
     st->epfd = epoll_create1(EPOLL_CLOEXEC);

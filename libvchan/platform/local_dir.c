@@ -73,6 +73,26 @@ int vchan__local_dir_name(char *dir, size_t len, char msg[VCHAN__LOCAL_MSG_MAX])
     return 0;
 }
 
+int vchan__local_path(char *buf, size_t len, const char *dir, int server, int client,
+                      const char *port, char msg[VCHAN__LOCAL_MSG_MAX])
+{
+    char middle[16];
+    int n;
+
+    if (client == VCHAN__LOCAL_ACCEPT) {
+        snprintf(middle, sizeof(middle), "accept");
+    } else {
+        snprintf(middle, sizeof(middle), "%d", client);
+    }
+    n = snprintf(buf, len, "%s/%d.%s.%s", dir, server, middle, port);
+    if (n < 0 || (size_t)n >= len) {
+        SAY("vchan socket path %s/%d.%s.%s too long (%d bytes, at most %zu)", dir, server, middle,
+            port, n, len ? len - 1 : 0);
+        return -VCHAN_EINVAL;
+    }
+    return 0;
+}
+
 int vchan__local_dir_check(const char *dir, bool create, char msg[VCHAN__LOCAL_MSG_MAX])
 {
     struct stat sb;

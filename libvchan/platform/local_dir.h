@@ -28,6 +28,19 @@ int vchan__local_env_domid(int *domid, char msg[VCHAN__LOCAL_MSG_MAX]);
 /* The directory's name: VCHAN_DIR, else $XDG_RUNTIME_DIR/vchan, else /tmp/vchan-<euid>. */
 int vchan__local_dir_name(char *dir, size_t len, char msg[VCHAN__LOCAL_MSG_MAX]);
 
+/* vchan__local_path's `client` for the accept service's socket. */
+#define VCHAN__LOCAL_ACCEPT (-1)
+
+/*
+ * The one spelling of a rendezvous socket's path, which both libraries must
+ * agree on: <dir>/<server>.<client>.<port> for a channel that server
+ * domain publishes for client domain, or <dir>/<server>.accept.<port> for
+ * the accept service (client VCHAN__LOCAL_ACCEPT). 0, or -VCHAN_EINVAL with
+ * a message when it does not fit in len bytes (a sun_path).
+ */
+int vchan__local_path(char *buf, size_t len, const char *dir, int server, int client,
+                      const char *port, char msg[VCHAN__LOCAL_MSG_MAX]);
+
 /*
  * The directory must be ours alone (a directory, not a link, owned by our
  * euid, not group- or world-writable): anyone who could write to it could

@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 
 #include "libvchan/platform/hosted.h"
+#include "libvchan/platform/local_dir.h"
 #include "tests/unit/fake_local.h"
 #include "tests/unit/unit.h"
 
@@ -900,6 +901,23 @@ static void test_local_dir_insecure_refused(void)
 }
 
 /* vchan_platform_select: the decision libvchan's opens and libconduit share. */
+/* vchan__local_path: the one spelling of a socket's name, for both libraries. */
+static void test_local_socket_path(void)
+{
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)], msg[VCHAN__LOCAL_MSG_MAX];
+
+    UNIT_EQ(vchan__local_path(path, sizeof(path), "/run/v", 0, 7, "data", msg), 0);
+    CU_ASSERT_STRING_EQUAL(path, "/run/v/0.7.data");
+    UNIT_EQ(vchan__local_path(path, sizeof(path), "/run/v", 32751, VCHAN__LOCAL_ACCEPT, "p-1", msg),
+            0);
+    CU_ASSERT_STRING_EQUAL(path, "/run/v/32751.accept.p-1");
+    /* 16 bytes hold 15 characters: "/d/12.3.abcdefg" fits, one more does not. */
+    UNIT_EQ(vchan__local_path(path, 16, "/d", 12, 3, "abcdefg", msg), 0);
+    UNIT_EQ(vchan__local_path(path, 16, "/d", 12, 3, "abcdefgh", msg), -VCHAN_EINVAL);
+    CU_ASSERT_STRING_EQUAL(msg,
+                           "vchan socket path /d/12.3.abcdefgh too long (16 bytes, at most 15)");
+}
+
 static void test_local_platform_select(void)
 {
     const char *saved = getenv("VCHAN_PLATFORM");
@@ -1494,6 +1512,7 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_local_dir_created_private),
     UNIT_TEST(test_local_dir_resolution),
     UNIT_TEST(test_local_dir_insecure_refused),
+    UNIT_TEST(test_local_socket_path),
     UNIT_TEST(test_local_platform_select),
     UNIT_TEST(test_local_path_too_long),
     UNIT_TEST(test_local_already_published),
