@@ -49,6 +49,7 @@
 #include "libvchan/platform/clock.h"
 #include "libvchan/platform/hosted.h"
 #include "libvchan/platform/local_dir.h"
+#include "libvchan/platform/local_wire.h"
 
 #define PAGE VCHAN__PAGE_SIZE
 /* Control page + two 1 MiB rings is 513 pages; anything above is not ours. */
@@ -68,34 +69,6 @@
 
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
-/* Handshake messages: same host, so native byte order. */
-#define MSG_VERSION 1u
-#define MAGIC_HELLO 0x6c6c6568u  /* "hell" */
-#define MAGIC_REPLY 0x796c7072u  /* "rply" */
-#define MAGIC_NOTICE 0x6563746eu /* "ntce" */
-#define NO_NOTIFY UINT32_MAX
-
-/* Client -> server, right after connect. */
-struct msg_hello {
-    uint32_t magic, version;
-    uint32_t client_domid, server_domid; /* what the client believes: checked */
-};
-
-/* Server -> client: status 0 comes with [memfd, to-server, to-client] attached. */
-struct msg_reply {
-    uint32_t magic, version;
-    uint32_t status; /* 0 or a VCHAN_E* code saying why the client was refused */
-    uint32_t ring_ref, evtchn, npages;
-    uint32_t notify_ref, notify_offset; /* the server's live byte, or NO_NOTIFY */
-};
-
-/* Client -> server after map: the byte to clear if the client vanishes. */
-struct msg_notice {
-    uint32_t magic, version;
-    uint32_t ref, offset;
-};
-
-enum { FD_MEM, FD_TO_SERVER, FD_TO_CLIENT, NFDS };
 enum { TAG_LISTEN = 1, TAG_CONN, TAG_EVENT };
 
 struct region {
@@ -134,7 +107,7 @@ struct local {
 
     bool hangup; /* sticky: the peer is gone for good */
     bool warned_junk;
-    uint8_t inbuf[sizeof(struct msg_notice)];
+    uint8_t inbuf[sizeof(struct vchan__local_notice)];
     size_t inlen;
 
     struct region regions[MAX_REGIONS];
@@ -259,7 +232,7 @@ static int local_open(void **pp, struct vchan *v, const struct vchan_config *cfg
     st->v = v;
     st->server = server;
     st->epfd = st->listenfd = st->connfd = st->memfd = st->evt_own = st->evt_peer = -1;
-    st->own_notify_ref = st->peer_notify_ref = NO_NOTIFY;
+    st->own_notify_ref = st->peer_notify_ref = VCHAN__LOCAL_NO_NOTIFY;
     st->server_domid = server ? self : cfg->domain;
     st->client_domid = server ? cfg->domain : self;
 
@@ -487,29 +460,31 @@ out:
 
 static int send_reply(struct local *st, int fd, uint32_t status)
 {
-    struct msg_reply m = {
-        .magic = MAGIC_REPLY,
-        .version = MSG_VERSION,
+    struct vchan__local_reply m = {
+        .magic = VCHAN__LOCAL_MAGIC_REPLY,
+        .version = VCHAN__LOCAL_MSG_VERSION,
         .status = status,
     };
     struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
     union {
-        char buf[CMSG_SPACE(NFDS * sizeof(int))];
+        char buf[CMSG_SPACE(VCHAN__LOCAL_NFDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
     ssize_t n;
 
     if (status == 0) {
-        int fds[NFDS] = {
-            [FD_MEM] = st->memfd, [FD_TO_SERVER] = st->evt_own, [FD_TO_CLIENT] = st->evt_peer};
+        int fds[VCHAN__LOCAL_NFDS] = {[VCHAN__LOCAL_FD_MEM] = st->memfd,
+                                      [VCHAN__LOCAL_FD_TO_SERVER] = st->evt_own,
+                                      [VCHAN__LOCAL_FD_TO_CLIENT] = st->evt_peer};
         struct cmsghdr *c;
 
         m.ring_ref = st->ring_ref;
         m.evtchn = LOCAL_EVTCHN;
         m.npages = (uint32_t)st->npages;
         m.notify_ref = st->own_notify_ref;
-        m.notify_offset = st->own_notify_ref == NO_NOTIFY ? NO_NOTIFY : st->own_notify_off;
+        m.notify_offset = st->own_notify_ref == VCHAN__LOCAL_NO_NOTIFY ? VCHAN__LOCAL_NO_NOTIFY
+                                                                       : st->own_notify_off;
         memset(&u, 0, sizeof(u));
         msg.msg_control = u.buf;
         msg.msg_controllen = sizeof(u.buf);
@@ -531,7 +506,7 @@ static int send_reply(struct local *st, int fd, uint32_t status)
  */
 static int accept_client(struct local *st)
 {
-    struct msg_hello h;
+    struct vchan__local_hello h;
     struct ucred cred;
     uint32_t status = 0;
     int fd, rc = 0;
@@ -565,7 +540,8 @@ static int accept_client(struct local *st)
                     strerror(errno));
         goto out;
     }
-    if (h.magic != MAGIC_HELLO || h.version != MSG_VERSION) { /* peer-controlled */
+    if (h.magic != VCHAN__LOCAL_MAGIC_HELLO ||
+        h.version != VCHAN__LOCAL_MSG_VERSION) { /* peer-controlled */
         vchan__logf(st->v, VCHAN_LOG_WARN, "vchan %s: client pid %d sent a bad hello", st->path,
                     (int)cred.pid);
         status = VCHAN_EPROTO;
@@ -614,7 +590,7 @@ out:
 /* The server learns where the client's live byte is, to clear it if the client dies. */
 static void take_notice(struct local *st)
 {
-    struct msg_notice m;
+    struct vchan__local_notice m;
     size_t i;
 
     memcpy(&m, st->inbuf, sizeof(m));
@@ -622,8 +598,8 @@ static void take_notice(struct local *st)
      * peer-controlled: every field. On Xen the byte must be in a page the
      * client maps writable; the only such page we know of is the control page.
      */
-    if (m.magic != MAGIC_NOTICE || m.version != MSG_VERSION || m.ref != st->ring_ref ||
-        m.offset >= PAGE) {
+    if (m.magic != VCHAN__LOCAL_MAGIC_NOTICE || m.version != VCHAN__LOCAL_MSG_VERSION ||
+        m.ref != st->ring_ref || m.offset >= PAGE) {
         /* Once: a hostile client must not flood the log. */
         if (!st->warned_junk) {
             vchan__logf(st->v, VCHAN_LOG_WARN,
@@ -649,9 +625,9 @@ static void take_notice(struct local *st)
 
 static int send_hello(struct local *st, int fd)
 {
-    struct msg_hello h = {
-        .magic = MAGIC_HELLO,
-        .version = MSG_VERSION,
+    struct vchan__local_hello h = {
+        .magic = VCHAN__LOCAL_MAGIC_HELLO,
+        .version = VCHAN__LOCAL_MSG_VERSION,
         .client_domid = (uint32_t)st->client_domid,
         .server_domid = (uint32_t)st->server_domid,
     };
@@ -666,14 +642,14 @@ static int send_hello(struct local *st, int fd)
  * the message complete, else an error. Descriptors land in fds[]; *nfds
  * counts them, whatever the outcome, for the caller to close.
  */
-static int recv_reply(struct local *st, int fd, struct msg_reply *m, int *fds, size_t *nfds,
-                      uint64_t deadline, int timeout_ms)
+static int recv_reply(struct local *st, int fd, struct vchan__local_reply *m, int *fds,
+                      size_t *nfds, uint64_t deadline, int timeout_ms)
 {
     size_t got = 0;
 
     while (got < sizeof(*m)) {
         union {
-            char buf[CMSG_SPACE(NFDS * sizeof(int))];
+            char buf[CMSG_SPACE(VCHAN__LOCAL_NFDS * sizeof(int))];
             struct cmsghdr align;
         } u;
         struct iovec iov = {.iov_base = (uint8_t *)m + got, .iov_len = sizeof(*m) - got};
@@ -715,7 +691,7 @@ static int recv_reply(struct local *st, int fd, struct msg_reply *m, int *fds, s
                 for (k = 0; k < cnt; k++) {
                     int x;
                     memcpy(&x, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-                    if (*nfds < NFDS) {
+                    if (*nfds < VCHAN__LOCAL_NFDS) {
                         fds[(*nfds)++] = x;
                     } else {
                         close(x);
@@ -750,13 +726,14 @@ static int recv_reply(struct local *st, int fd, struct msg_reply *m, int *fds, s
 }
 
 /* Check what the server gave us: every value and descriptor is peer-controlled. */
-static int check_reply(struct local *st, const struct msg_reply *m, const int *fds, size_t nfds)
+static int check_reply(struct local *st, const struct vchan__local_reply *m, const int *fds,
+                       size_t nfds)
 {
     struct stat sb;
     int seals, fl;
     size_t i;
 
-    if (m->magic != MAGIC_REPLY || m->version != MSG_VERSION) {
+    if (m->magic != VCHAN__LOCAL_MAGIC_REPLY || m->version != VCHAN__LOCAL_MSG_VERSION) {
         return vchan__errorf(st->v, VCHAN_EPROTO,
                              "vchan server at %s answered with a bad magic or version", st->path);
     }
@@ -767,41 +744,42 @@ static int check_reply(struct local *st, const struct msg_reply *m, const int *f
             "vchan server at %s refused us (domain %d): %s", st->path, st->client_domid,
             m->status < VCHAN_ERRNO_MAX ? vchan_strerror((int)m->status) : "unknown reason");
     }
-    if (nfds != NFDS) {
+    if (nfds != VCHAN__LOCAL_NFDS) {
         return vchan__errorf(st->v, VCHAN_EPROTO,
                              "vchan server at %s sent %zu descriptors, expected %d", st->path, nfds,
-                             NFDS);
+                             VCHAN__LOCAL_NFDS);
     }
     if (m->npages == 0 || m->npages > MAX_PAGES || m->ring_ref >= m->npages) {
         return vchan__errorf(st->v, VCHAN_EPROTO,
                              "vchan server at %s: ring-ref %u outside its %u pages", st->path,
                              m->ring_ref, m->npages);
     }
-    if (m->notify_ref != NO_NOTIFY && (m->notify_ref >= m->npages || m->notify_offset >= PAGE)) {
+    if (m->notify_ref != VCHAN__LOCAL_NO_NOTIFY &&
+        (m->notify_ref >= m->npages || m->notify_offset >= PAGE)) {
         return vchan__errorf(st->v, VCHAN_EPROTO, "vchan server at %s: bad notify byte %u:%u",
                              st->path, m->notify_ref, m->notify_offset);
     }
     /* Sealed against shrinking, or the server could make our accesses fault (SIGBUS). */
-    seals = fcntl(fds[FD_MEM], F_GET_SEALS);
+    seals = fcntl(fds[VCHAN__LOCAL_FD_MEM], F_GET_SEALS);
     if (seals < 0 || (seals & SEALS) != SEALS) {
         return vchan__errorf(st->v, VCHAN_EPROTO,
                              "vchan server at %s: shared memory is not a sealed memfd "
                              "(seals %#x, need %#x)",
                              st->path, seals < 0 ? 0 : seals, SEALS);
     }
-    if (fstat(fds[FD_MEM], &sb) < 0 || !S_ISREG(sb.st_mode) ||
+    if (fstat(fds[VCHAN__LOCAL_FD_MEM], &sb) < 0 || !S_ISREG(sb.st_mode) ||
         sb.st_size != (off_t)m->npages * PAGE) {
         return vchan__errorf(st->v, VCHAN_EPROTO,
                              "vchan server at %s: shared memory is not %u pages", st->path,
                              m->npages);
     }
-    fl = fcntl(fds[FD_MEM], F_GETFL);
+    fl = fcntl(fds[VCHAN__LOCAL_FD_MEM], F_GETFL);
     if (fl < 0 || (fl & O_ACCMODE) != O_RDWR) {
         return vchan__errorf(st->v, VCHAN_EPROTO,
                              "vchan server at %s: shared memory is not writable", st->path);
     }
     /* A blocking descriptor would hang our wait; the eventfds are non-blocking on both ends. */
-    for (i = FD_TO_SERVER; i < NFDS; i++) {
+    for (i = VCHAN__LOCAL_FD_TO_SERVER; i < VCHAN__LOCAL_NFDS; i++) {
         fl = fcntl(fds[i], F_GETFL);
         if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
             return vchan__errorf(st->v, VCHAN_EPROTO, "vchan server at %s: bad event descriptor",
@@ -814,9 +792,9 @@ static int check_reply(struct local *st, const struct msg_reply *m, const int *f
 /* One connected attempt: 0 done, 1 try again, else an error. */
 static int handshake(struct local *st, int fd, uint64_t deadline, int timeout_ms)
 {
-    struct msg_reply m;
+    struct vchan__local_reply m;
     struct ucred cred;
-    int fds[NFDS];
+    int fds[VCHAN__LOCAL_NFDS];
     size_t nfds = 0, i;
     int rc;
 
@@ -843,9 +821,9 @@ static int handshake(struct local *st, int fd, uint64_t deadline, int timeout_ms
         rc = check_reply(st, &m, fds, nfds);
     }
     if (rc == 0) {
-        st->memfd = fds[FD_MEM];
-        st->evt_peer = fds[FD_TO_SERVER];
-        st->evt_own = fds[FD_TO_CLIENT];
+        st->memfd = fds[VCHAN__LOCAL_FD_MEM];
+        st->evt_peer = fds[VCHAN__LOCAL_FD_TO_SERVER];
+        st->evt_own = fds[VCHAN__LOCAL_FD_TO_CLIENT];
         nfds = 0;
         st->npages = m.npages;
         st->ring_ref = m.ring_ref;
@@ -1015,9 +993,9 @@ static int local_map(void *p, const uint32_t *refs, size_t npages, bool writable
         goto out;
     }
     if (notify_offset >= 0) {
-        struct msg_notice m = {
-            .magic = MAGIC_NOTICE,
-            .version = MSG_VERSION,
+        struct vchan__local_notice m = {
+            .magic = VCHAN__LOCAL_MAGIC_NOTICE,
+            .version = VCHAN__LOCAL_MSG_VERSION,
             .ref = first,
             .offset = (uint32_t)notify_offset,
         };

@@ -265,7 +265,7 @@ static int idle_server(const void *arg)
 /* ------------------------------------------------- the handshake, raw */
 
 /* Read a reply, closing any descriptors that come with it; returns their count or -1. */
-static int recv_reply_raw(int fd, struct msg_reply *r)
+static int recv_reply_raw(int fd, struct vchan__local_reply *r)
 {
     union {
         char buf[CMSG_SPACE(8 * sizeof(int))];
@@ -360,8 +360,9 @@ static int fake_server(const void *arg)
 {
     const struct fake *f = arg;
     char path[160];
-    struct msg_hello h;
-    struct msg_reply r = {MAGIC_REPLY, MSG_VERSION, 0, 0, 1, 2, UINT32_MAX, UINT32_MAX};
+    struct vchan__local_hello h;
+    struct vchan__local_reply r = {
+        VCHAN__LOCAL_MAGIC_REPLY, VCHAN__LOCAL_MSG_VERSION, 0, 0, 1, 2, UINT32_MAX, UINT32_MAX};
     int ls, c, fds[4], nfds = 3, mem;
     uint8_t *page;
     char drain[16];
@@ -371,7 +372,7 @@ static int fake_server(const void *arg)
     CHILD_CHECK((ls = listen_at(path)) >= 0);
     CHILD_CHECK((c = accept(ls, NULL, NULL)) >= 0);
     CHILD_CHECK(recv(c, &h, sizeof(h), MSG_WAITALL) == sizeof(h));
-    CHILD_CHECK(h.magic == MAGIC_HELLO && h.version == MSG_VERSION);
+    CHILD_CHECK(h.magic == VCHAN__LOCAL_MAGIC_HELLO && h.version == VCHAN__LOCAL_MSG_VERSION);
 
     mem = memfd_create("fake", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     CHILD_CHECK(mem >= 0 && ftruncate(mem, 2 * 4096) == 0);
@@ -1231,10 +1232,11 @@ static int ops_client(const void *arg)
 static int hostile_clients(const void *arg)
 {
     char path[160];
-    struct msg_hello bad = {MAGIC_HELLO ^ 1, MSG_VERSION, 0, 0};
-    struct msg_hello good = {MAGIC_HELLO, MSG_VERSION, 0, 0};
-    struct msg_notice lie = {MAGIC_NOTICE, MSG_VERSION, 1, 0}; /* a ring page, not ours */
-    struct msg_reply r;
+    struct vchan__local_hello bad = {VCHAN__LOCAL_MAGIC_HELLO ^ 1, VCHAN__LOCAL_MSG_VERSION, 0, 0};
+    struct vchan__local_hello good = {VCHAN__LOCAL_MAGIC_HELLO, VCHAN__LOCAL_MSG_VERSION, 0, 0};
+    struct vchan__local_notice lie = {VCHAN__LOCAL_MAGIC_NOTICE, VCHAN__LOCAL_MSG_VERSION, 1,
+                                      0}; /* a ring page, not ours */
+    struct vchan__local_reply r;
     char junk[100];
     int fd;
 
@@ -1410,8 +1412,8 @@ static bool socket_opened(const char *path)
 static int foreign_raw_client(const void *arg)
 {
     const struct as_user *u = arg;
-    struct msg_hello h = {MAGIC_HELLO, MSG_VERSION, 0, 0};
-    struct msg_reply r;
+    struct vchan__local_hello h = {VCHAN__LOCAL_MAGIC_HELLO, VCHAN__LOCAL_MSG_VERSION, 0, 0};
+    struct vchan__local_reply r;
     union {
         char buf[CMSG_SPACE(4 * sizeof(int))];
         struct cmsghdr align;
@@ -1429,7 +1431,7 @@ static int foreign_raw_client(const void *arg)
     /* The refusal may come before the hello is even sent: then the send fails. */
     (void)send(fd, &h, sizeof(h), MSG_NOSIGNAL);
     CHILD_CHECK(recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC) == sizeof(r));
-    CHILD_CHECK(r.magic == MAGIC_REPLY && r.status == VCHAN_EPERM);
+    CHILD_CHECK(r.magic == VCHAN__LOCAL_MAGIC_REPLY && r.status == VCHAN_EPERM);
     CHILD_CHECK(CMSG_FIRSTHDR(&msg) == NULL);
     close(fd);
     return 0;
