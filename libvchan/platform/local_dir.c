@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The local platform's rendezvous directory (local_dir.h): one copy of the
- * rules that libvchan/platform/local.c and libconduit/rendezvous/local.c both follow.
+ * rules that the local platform (libvchan/platform/local*.c) and
+ * libconduit/rendezvous/local.c both follow.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The local platform's rendezvous directory, shared by the platform itself
- * (libvchan/platform/local.c, in libvchan) and by libconduit's accept
+ * (libvchan/platform/local*.c, in libvchan) and by libconduit's accept
  * rendezvous (libconduit/rendezvous/local.c), which must agree with it on the
  * directory, its rules and the local domain id (DESIGN.md).
  *

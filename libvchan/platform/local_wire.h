@@ -2,7 +2,7 @@
 /*
  * The local platform's handshake messages on its rendezvous socket
  * (<dir>/<server>.<client>.<port>, local_dir.h): the one definition, used by
- * the platform (libvchan/platform/local.c) and by the tests that
+ * the platform (libvchan/platform/local_handshake.c) and by the tests that
  * play a hand-made peer (tests/unit/fake_local.h). Not part of the API.
  *
  * One host, so native byte order. The exchange:
