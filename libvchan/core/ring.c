@@ -466,10 +466,12 @@ int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
     uint32_t n;
     int rc;
 
+    if (nread) {
+        *nread = 0;
+    }
     if (!v || !nread || (!buf && len)) {
         return -VCHAN_EINVAL;
     }
-    *nread = 0;
     if (unusable(v)) {
         return unusable(v);
     }
@@ -492,10 +494,12 @@ int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
     uint64_t deadline = 0;
     size_t done = 0;
 
+    if (nwritten) {
+        *nwritten = 0;
+    }
     if (!v || !nwritten || (!buf && len)) {
         return -VCHAN_EINVAL;
     }
-    *nwritten = 0;
     if (unusable(v)) {
         return unusable(v);
     }
@@ -650,10 +654,12 @@ static int count_asking(struct vchan *v, size_t *out, uint8_t bit,
     uint32_t n = 0;
     int rc;
 
+    if (out) {
+        *out = 0;
+    }
     if (!v || !out) {
         return -VCHAN_EINVAL;
     }
-    *out = 0;
     if (unusable(v)) {
         return unusable(v);
     }
@@ -840,18 +846,23 @@ int vchan_fd(struct vchan *v)
     return v ? v->plat->fd(v->p) : -VCHAN_EINVAL;
 }
 
-void vchan_set_timeout(struct vchan *v, int timeout_ms)
+int vchan_set_timeout(struct vchan *v, int timeout_ms)
 {
-    if (v) {
-        v->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    /* As vchan_config.timeout_ms: 0 is none, a negative one a mistake. */
+    if (!v || timeout_ms < 0) {
+        return -VCHAN_EINVAL;
     }
+    v->timeout_ms = timeout_ms;
+    return 0;
 }
 
-void vchan_set_nonblocking(struct vchan *v, bool nonblocking)
+int vchan_set_nonblocking(struct vchan *v, bool nonblocking)
 {
-    if (v) {
-        v->nonblocking = nonblocking;
+    if (!v) {
+        return -VCHAN_EINVAL;
     }
+    v->nonblocking = nonblocking;
+    return 0;
 }
 
 const char *vchan_platform_name(const struct vchan *v)

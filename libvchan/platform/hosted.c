@@ -196,10 +196,12 @@ int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
     struct vchan_config c;
     int rc;
 
+    if (out) {
+        *out = NULL;
+    }
     if (!out || !cfg) {
         return -VCHAN_EINVAL;
     }
-    *out = NULL;
     if ((rc = vchan__config_load(&c, cfg)) || (rc = pick_platform(&c, &plat))) {
         return rc;
     }
@@ -215,10 +217,12 @@ int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
     struct vchan_config c;
     int rc;
 
+    if (out) {
+        *out = NULL;
+    }
     if (!out || !cfg) {
         return -VCHAN_EINVAL;
     }
-    *out = NULL;
     if ((rc = vchan__config_load(&c, cfg)) || (rc = pick_platform(&c, &plat))) {
         return rc;
     }

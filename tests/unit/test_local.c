@@ -902,6 +902,19 @@ static void test_local_dir_insecure_refused(void)
 }
 
 /* vchan_platform_select: the decision libvchan's opens and libconduit share. */
+/* The hosted opens: no config is EINVAL, and *out is NULL on every failure. */
+static void test_local_open_without_config(void)
+{
+    struct vchan *v = (struct vchan *)&v;
+
+    UNIT_EQ(vchan_server_open(&v, NULL), -VCHAN_EINVAL);
+    CU_ASSERT_PTR_NULL(v);
+    v = (struct vchan *)&v;
+    UNIT_EQ(vchan_client_open(&v, NULL), -VCHAN_EINVAL);
+    CU_ASSERT_PTR_NULL(v);
+    UNIT_EQ(vchan_client_open(NULL, NULL), -VCHAN_EINVAL);
+}
+
 /* vchan__local_path: the one spelling of a socket's name, for both libraries. */
 static void test_local_socket_path(void)
 {
@@ -1514,6 +1527,7 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_local_dir_created_private),
     UNIT_TEST(test_local_dir_resolution),
     UNIT_TEST(test_local_dir_insecure_refused),
+    UNIT_TEST(test_local_open_without_config),
     UNIT_TEST(test_local_socket_path),
     UNIT_TEST(test_local_platform_select),
     UNIT_TEST(test_local_path_too_long),

@@ -766,10 +766,14 @@ static void test_ring_timeouts(void)
     /* A timeout is not a broken channel. */
     RC(vchan_send(p.srv, buf, 5), 0);
     RC(vchan_recv(p.cli, buf, 5), 0);
+    /* A negative timeout is refused and changes nothing (as in vchan_config). */
+    RC(vchan_set_timeout(p.cli, -5), -VCHAN_EINVAL);
+    RC(vchan_set_timeout(p.cli, INT_MIN), -VCHAN_EINVAL);
+    RC(vchan_recv(p.cli, buf, 1), -VCHAN_ETIMEDOUT);
     /* No timeout set: a non-blocking handle never waits. */
     loop_events_take(p.cli);
-    vchan_set_timeout(p.cli, -5);
-    vchan_set_nonblocking(p.cli, true);
+    RC(vchan_set_timeout(p.cli, 0), 0);
+    RC(vchan_set_nonblocking(p.cli, true), 0);
     t0 = now_ms();
     RC(vchan_read(p.cli, buf, 10, &n), -VCHAN_EAGAIN);
     RC(vchan_wait(p.cli), -VCHAN_EAGAIN);
@@ -1963,12 +1967,21 @@ static void test_ring_null_arguments(void)
     struct pair p;
     size_t n;
 
+    /* Counts are set on every return, also when the handle is missing. */
+    n = 7;
     RC(vchan_read(NULL, buf, 1, &n), -VCHAN_EINVAL);
+    UNIT_EQ(n, 0);
+    n = 7;
     RC(vchan_write(NULL, buf, 1, &n), -VCHAN_EINVAL);
+    UNIT_EQ(n, 0);
     RC(vchan_send(NULL, buf, 1), -VCHAN_EINVAL);
     RC(vchan_recv(NULL, buf, 1), -VCHAN_EINVAL);
+    n = 7;
     RC(vchan_data_ready(NULL, &n), -VCHAN_EINVAL);
+    UNIT_EQ(n, 0);
+    n = 7;
     RC(vchan_buffer_space(NULL, &n), -VCHAN_EINVAL);
+    UNIT_EQ(n, 0);
     RC(vchan_wait(NULL), -VCHAN_EINVAL);
     RC(vchan_wait_connected(NULL), -VCHAN_EINVAL);
     RC(vchan_fd(NULL), -VCHAN_EINVAL);
@@ -1978,8 +1991,8 @@ static void test_ring_null_arguments(void)
     CU_ASSERT_STRING_EQUAL(vchan_platform_name(NULL), "");
     CU_ASSERT_STRING_EQUAL(vchan_last_error(NULL), "");
     vchan_close(NULL);
-    vchan_set_timeout(NULL, 5);
-    vchan_set_nonblocking(NULL, true);
+    RC(vchan_set_timeout(NULL, 5), -VCHAN_EINVAL);
+    RC(vchan_set_nonblocking(NULL, true), -VCHAN_EINVAL);
     if (!pair_open(&p, 0, 0, true, 0)) {
         goto out;
     }
