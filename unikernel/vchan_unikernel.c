@@ -50,7 +50,7 @@ static int check_platform(const struct vchan_config *cfg)
     return vchan_platform_select(cfg->platform, &name, cfg->errbuf, cfg->errbuf_len);
 }
 
-int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+static int unikernel_open(struct vchan **out, const struct vchan_config *cfg, bool server)
 {
     struct vchan_config c;
     int rc;
@@ -61,21 +61,18 @@ int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
         }
         return rc;
     }
-    return vchan__server_open(out, &vchan__platform_unikernel, &c);
+    return server ? vchan__server_open(out, &vchan__platform_unikernel, &c)
+                  : vchan__client_open(out, &vchan__platform_unikernel, &c);
+}
+
+int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+{
+    return unikernel_open(out, cfg, true);
 }
 
 int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
 {
-    struct vchan_config c;
-    int rc;
-
-    if ((rc = vchan__config_load(&c, cfg)) || (rc = check_platform(&c))) {
-        if (out) {
-            *out = NULL;
-        }
-        return rc;
-    }
-    return vchan__client_open(out, &vchan__platform_unikernel, &c);
+    return unikernel_open(out, cfg, false);
 }
 
 void vchan_unikernel_log(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap)

@@ -460,20 +460,26 @@ static int await_data(struct vchan *v, uint32_t want, uint32_t need, uint64_t *d
     }
 }
 
+/* What stream read and write check first; *count is 0 from here on whatever happens. */
+static int io_begin(struct vchan *v, const void *buf, size_t len, size_t *count)
+{
+    if (count) {
+        *count = 0;
+    }
+    if (!v || !count || (!buf && len)) {
+        return -VCHAN_EINVAL;
+    }
+    return unusable(v);
+}
+
 int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
 {
     uint64_t deadline = 0;
     uint32_t n;
     int rc;
 
-    if (nread) {
-        *nread = 0;
-    }
-    if (!v || !nread || (!buf && len)) {
-        return -VCHAN_EINVAL;
-    }
-    if (unusable(v)) {
-        return unusable(v);
+    if ((rc = io_begin(v, buf, len, nread))) {
+        return rc;
     }
     if (len == 0) {
         return 0;
@@ -489,30 +495,32 @@ int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
     return 0;
 }
 
+/* The peer's state for a write: -VCHAN_EPIPE once it has closed. */
+static int write_state(struct vchan *v, enum vchan_state *st)
+{
+    int rc = peer_state(v, st);
+
+    if (rc == 0 && *st == VCHAN_STATE_CLOSED) {
+        rc = vchan__fail(v, VCHAN_EPIPE, "peer closed the channel");
+    }
+    return rc;
+}
+
 int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
 {
     uint64_t deadline = 0;
     size_t done = 0;
+    int rc;
 
-    if (nwritten) {
-        *nwritten = 0;
-    }
-    if (!v || !nwritten || (!buf && len)) {
-        return -VCHAN_EINVAL;
-    }
-    if (unusable(v)) {
-        return unusable(v);
+    if ((rc = io_begin(v, buf, len, nwritten))) {
+        return rc;
     }
     for (;;) {
         enum vchan_state st = VCHAN_STATE_CLOSED;
         uint32_t n = 0;
-        int rc;
 
-        if ((rc = peer_state(v, &st))) {
+        if ((rc = write_state(v, &st))) {
             return rc;
-        }
-        if (st == VCHAN_STATE_CLOSED) {
-            return vchan__fail(v, VCHAN_EPIPE, "peer closed the channel");
         }
         if (done == len) {
             return 0;
@@ -581,11 +589,8 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
         uint32_t n = 0;
         int rc;
 
-        if ((rc = peer_state(v, &st))) {
+        if ((rc = write_state(v, &st))) {
             return rc;
-        }
-        if (st == VCHAN_STATE_CLOSED) {
-            return vchan__fail(v, VCHAN_EPIPE, "peer closed the channel");
         }
         if (v->wr.known < len && (rc = space(v, &n))) {
             return rc;

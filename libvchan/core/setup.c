@@ -185,32 +185,23 @@ int vchan__config_load(struct vchan_config *dst, const struct vchan_config *src)
 static void teardown(struct vchan *v)
 {
     const struct vchan__platform *plat = v->plat;
+    void (*release)(void *p, void *addr, size_t npages);
 
     if (v->own_live) {
         /* Everything we wrote is visible /before/ the peer sees us closed. */
         vchan__store_release(v->own_live, VCHAN__LIVE_CLOSED);
         (void)plat->notify(v->p);
     }
-    if (v->server) {
-        if (v->rd.npages) {
-            plat->unshare(v->p, v->rd.buf, v->rd.npages);
-        }
-        if (v->wr.npages) {
-            plat->unshare(v->p, v->wr.buf, v->wr.npages);
-        }
-        if (v->ctrl) {
-            plat->unshare(v->p, v->ctrl, 1);
-        }
-    } else {
-        if (v->rd.npages) {
-            plat->unmap(v->p, v->rd.buf, v->rd.npages);
-        }
-        if (v->wr.npages) {
-            plat->unmap(v->p, v->wr.buf, v->wr.npages);
-        }
-        if (v->ctrl) {
-            plat->unmap(v->p, v->ctrl, 1);
-        }
+    /* The server shared the pages, the client mapped them: the same order either way. */
+    release = v->server ? plat->unshare : plat->unmap;
+    if (v->rd.npages) {
+        release(v->p, v->rd.buf, v->rd.npages);
+    }
+    if (v->wr.npages) {
+        release(v->p, v->wr.buf, v->wr.npages);
+    }
+    if (v->ctrl) {
+        release(v->p, v->ctrl, 1);
     }
     if (v->p) {
         plat->close(v->p);
@@ -256,11 +247,29 @@ static int open_failed(struct vchan *v, const struct vchan_config *cfg, int rc, 
     return rc;
 }
 
+/* What both opens do first: *out cleared, the config loaded into *c and checked. */
+static int open_begin(struct vchan **out, const struct vchan_config *cfg, struct vchan_config *c)
+{
+    const char *why;
+    int rc;
+
+    if (!out) {
+        return -VCHAN_EINVAL;
+    }
+    *out = NULL;
+    if ((rc = vchan__config_load(c, cfg))) {
+        return rc;
+    }
+    if ((rc = check_config(c, &why))) {
+        report(c, why);
+    }
+    return rc;
+}
+
 int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
                        const struct vchan_config *cfg)
 {
     struct vchan_config c;
-    const char *why;
     struct vchan *v;
     unsigned rorder, worder;
     size_t rpages, wpages;
@@ -268,18 +277,10 @@ int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
     void *pages;
     int rc;
 
-    if (!out) {
-        return -VCHAN_EINVAL;
-    }
-    *out = NULL;
-    if ((rc = vchan__config_load(&c, cfg))) {
+    if ((rc = open_begin(out, cfg, &c))) {
         return rc;
     }
     cfg = &c;
-    if ((rc = check_config(cfg, &why))) {
-        report(cfg, why);
-        return rc;
-    }
     rc = vchan__select_orders(cfg->read_size ? cfg->read_size : VCHAN_DEFAULT_RING_SIZE,
                               cfg->write_size ? cfg->write_size : VCHAN_DEFAULT_RING_SIZE,
                               &rorder, &worder);
@@ -338,7 +339,6 @@ int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
 {
     struct vchan_config c;
     uint32_t refs[GRANTS_MAX];
-    const char *why;
     struct vchan *v;
     unsigned lorder, rorder;
     size_t lpages, rpages, i;
@@ -346,18 +346,10 @@ int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
     void *pages;
     int rc;
 
-    if (!out) {
-        return -VCHAN_EINVAL;
-    }
-    *out = NULL;
-    if ((rc = vchan__config_load(&c, cfg))) {
+    if ((rc = open_begin(out, cfg, &c))) {
         return rc;
     }
     cfg = &c;
-    if ((rc = check_config(cfg, &why))) {
-        report(cfg, why);
-        return rc;
-    }
     if ((rc = new_handle(&v, plat, cfg, false))) {
         return rc;
     }

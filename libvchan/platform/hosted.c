@@ -190,7 +190,7 @@ static void apply_spin_env(struct vchan *v)
     v->spin_max_ns = v->spin_ns = (uint32_t)(us * 1000u);
 }
 
-int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+static int hosted_open(struct vchan **out, const struct vchan_config *cfg, bool server)
 {
     const struct vchan__platform *plat;
     struct vchan_config c;
@@ -205,29 +205,19 @@ int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
     if ((rc = vchan__config_load(&c, cfg)) || (rc = pick_platform(&c, &plat))) {
         return rc;
     }
-    if ((rc = vchan__server_open(out, plat, &c)) == 0) {
+    rc = server ? vchan__server_open(out, plat, &c) : vchan__client_open(out, plat, &c);
+    if (rc == 0) {
         apply_spin_env(*out);
     }
     return rc;
 }
 
+int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+{
+    return hosted_open(out, cfg, true);
+}
+
 int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
 {
-    const struct vchan__platform *plat;
-    struct vchan_config c;
-    int rc;
-
-    if (out) {
-        *out = NULL;
-    }
-    if (!out || !cfg) {
-        return -VCHAN_EINVAL;
-    }
-    if ((rc = vchan__config_load(&c, cfg)) || (rc = pick_platform(&c, &plat))) {
-        return rc;
-    }
-    if ((rc = vchan__client_open(out, plat, &c)) == 0) {
-        apply_spin_env(*out);
-    }
-    return rc;
+    return hosted_open(out, cfg, false);
 }
