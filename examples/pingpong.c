@@ -34,8 +34,8 @@ static int die(const char *what, struct vchan *v, int rc)
 static int client(const char *port, size_t size)
 {
     char err[256] = "";
-    struct vchan_config cfg = {
-        .domain = 0, .port = port, .timeout_ms = 10000, .errbuf = err, .errbuf_len = sizeof(err)};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 0, .port = port, .timeout_ms = 10000,
+                                                .errbuf = err, .errbuf_len = sizeof(err));
     struct vchan *v;
     char *buf = malloc(size);
     int rc;
@@ -67,8 +67,8 @@ int main(int argc, char **argv)
     long rounds = argc > 1 ? strtol(argv[1], NULL, 10) : 1000;
     long size = argc > 2 ? strtol(argv[2], NULL, 10) : 64;
     char port[32], err[256] = "";
-    struct vchan_config cfg = {.domain = 0, .timeout_ms = 10000, .errbuf = err,
-                               .errbuf_len = sizeof(err)};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 0, .timeout_ms = 10000, .errbuf = err,
+                                                .errbuf_len = sizeof(err));
     struct vchan *v;
     char *out, *in;
     double t0;

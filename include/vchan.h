@@ -7,8 +7,37 @@
  * client domain under a port name. The other side is the client: it maps
  * them. Each side reads one ring and writes the other.
  *
- * All functions return 0 or a positive count on success and a negative
- * VCHAN_E* code on failure; counts are passed back through out-parameters.
+ * Conventions, for every function below (exceptions are named here):
+ *
+ *  - Errors: a function returning int returns 0 on success and a negative
+ *    code -VCHAN_E* on failure, never -1 with errno. Two return more than
+ *    0 on success: vchan_poll (1: go ahead) and vchan_fd (the descriptor).
+ *    vchan_strerror and vchan_errname take a code of either sign.
+ *  - Counts: byte counts and sizes come back through size_t out-parameters
+ *    (vchan_read's *nread, vchan_write's *nwritten, vchan_data_ready,
+ *    vchan_buffer_space), never in the return value; an out-parameter is
+ *    set on every return where it is not NULL, 0 unless bytes moved
+ *    (vchan_write counts the bytes written before a failure too); the
+ *    opens set *out to NULL on failure. vchan_read_ring_size and
+ *    vchan_write_ring_size return the size itself.
+ *  - End of file: vchan_read returning 0 with *nread 0 for len > 0 (the
+ *    peer closed and everything it wrote has been read). A write after
+ *    the peer closed is -VCHAN_EPIPE.
+ *  - Waiting: blocking handles wait up to the handle's timeout, then give
+ *    -VCHAN_ETIMEDOUT; non-blocking handles never wait and give
+ *    -VCHAN_EAGAIN where they would. A timeout or EAGAIN leaves the handle
+ *    usable. Two failures are sticky, every later call on the handle
+ *    returns them: -VCHAN_EPROTO (the peer broke the protocol) and the
+ *    platform's error when notifying the peer failed after data moved.
+ *  - Timeouts are in milliseconds: 0 means none, negative is -VCHAN_EINVAL.
+ *  - Bad arguments (a NULL handle or pointer, an unknown flag) are
+ *    -VCHAN_EINVAL; functions that cannot fail take NULL quietly and
+ *    return a neutral value (vchan_close: nothing; vchan_is_open:
+ *    VCHAN_STATE_CLOSED; the ring sizes: 0; the names and messages: "").
+ *  - Messages: vchan_last_error (a handle's last failure) and
+ *    vchan_config.errbuf (a failed open, where no handle exists) say why
+ *    in words; the strings returned are never NULL and owned by the library.
+ *
  * A handle is used by one thread at a time.
  */
 #ifndef VCHAN_H
@@ -71,10 +100,26 @@ typedef void vchan_log_fn(void *ctx, enum vchan_log_level level, const char *fmt
 #define VCHAN_DOMID_MAX 32751
 
 /*
- * Options for opening a channel. Zero-initialise, then set what you need:
- * struct vchan_config cfg = { .domain = 3, .port = "data" };
+ * Options for opening a channel. Start from VCHAN_CONFIG_INIT (or call
+ * vchan_config_init), then set what you need:
+ *
+ *     struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 3, .port = "data");
+ *
+ * The struct is versioned by its first member, struct_size, which the
+ * initialiser sets to sizeof(struct vchan_config) as the caller's vchan.h
+ * declares it. Later releases only append fields, so:
+ *  - a struct_size below this release's size (0: a config that was only
+ *    zeroed) is refused with -VCHAN_EINVAL and the message "struct
+ *    vchan_config not initialised: use VCHAN_CONFIG_INIT";
+ *  - a larger struct_size (a caller built against a newer vchan.h) is
+ *    accepted when every byte past the fields this library knows is zero
+ *    (the newer fields left at their defaults), else refused with
+ *    -VCHAN_EINVAL: this library cannot honour a field it does not know.
+ * Once a release has added fields, it accepts the sizes of every earlier
+ * release and gives their missing fields the value 0.
  */
 struct vchan_config {
+    size_t struct_size;  /* set by VCHAN_CONFIG_INIT / vchan_config_init only */
     int domain;          /* peer domain id, 0..VCHAN_DOMID_MAX */
     const char *port;    /* port name, 1..64 of [A-Za-z0-9_-] */
     /*
@@ -94,6 +139,19 @@ struct vchan_config {
     char *errbuf;
     size_t errbuf_len;
 };
+
+/*
+ * An initialiser for struct vchan_config: every field 0 (NULL, false) but
+ * struct_size, then the designated initialisers given, if any:
+ * VCHAN_CONFIG_INIT() or VCHAN_CONFIG_INIT(.domain = 0, .port = "p").
+ */
+#define VCHAN_CONFIG_INIT(...)                                  \
+    {                                                           \
+        .struct_size = sizeof(struct vchan_config), __VA_ARGS__ \
+    }
+
+/* The same at run time: zero *cfg and set its struct_size. NULL is ignored. */
+VCHAN_EXPORT void vchan_config_init(struct vchan_config *cfg);
 
 struct vchan;
 
@@ -203,13 +261,29 @@ VCHAN_EXPORT int vchan_fd(struct vchan *v);
  */
 VCHAN_EXPORT int vchan_wait(struct vchan *v);
 
-/* Change the timeout of every later wait; 0 means none. */
-VCHAN_EXPORT void vchan_set_timeout(struct vchan *v, int timeout_ms);
-/* Switch between blocking and non-blocking I/O. */
-VCHAN_EXPORT void vchan_set_nonblocking(struct vchan *v, bool nonblocking);
+/*
+ * Change the timeout of every later wait; 0 means none. 0, or
+ * -VCHAN_EINVAL (NULL handle, negative timeout: the timeout is unchanged).
+ */
+VCHAN_EXPORT int vchan_set_timeout(struct vchan *v, int timeout_ms);
+/* Switch between blocking and non-blocking I/O. 0, or -VCHAN_EINVAL (NULL handle). */
+VCHAN_EXPORT int vchan_set_nonblocking(struct vchan *v, bool nonblocking);
 
-/* The platform in use ("xen" or "local"). */
+/* The platform in use ("xen", "local" or "unikernel"); "" for NULL. */
 VCHAN_EXPORT const char *vchan_platform_name(const struct vchan *v);
+
+/*
+ * The platform an open whose vchan_config.platform is `name` would use,
+ * without opening anything, so that callers (libconduit) decide as libvchan
+ * does: `name` when it names one; NULL: the VCHAN_PLATFORM environment
+ * variable, when set and not empty; otherwise (and for "") "xen" when Xen's
+ * event channel device opens, else "local". The unikernel library has
+ * only "unikernel" (and takes "xen" for it). 0 with *selected pointing to
+ * the static name; -VCHAN_EINVAL for an unknown name, -VCHAN_ENOSYS for a
+ * platform this build lacks, with a message in errbuf (if non-NULL).
+ */
+VCHAN_EXPORT int vchan_platform_select(const char *name, const char **selected, char *errbuf,
+                                       size_t errbuf_len);
 
 /* Message for the last error on this handle ("" if none); owned by it. */
 VCHAN_EXPORT const char *vchan_last_error(const struct vchan *v);

@@ -22,46 +22,57 @@ static bool same(const char *a, const char *b)
 }
 
 /* This build has one platform; naming another is a mistake worth a message. */
-static int check_platform(const struct vchan_config *cfg)
+int vchan_platform_select(const char *name, const char **selected, char *errbuf, size_t errbuf_len)
 {
     static const char msg[] = "only the unikernel platform is built into libvchan-unikernel";
     size_t n;
 
-    if (!cfg || !cfg->platform || same(cfg->platform, "unikernel") || same(cfg->platform, "xen")) {
+    if (!selected) {
+        return -VCHAN_EINVAL;
+    }
+    *selected = NULL;
+    if (!name || !*name || same(name, "unikernel") || same(name, "xen")) {
+        *selected = vchan__platform_unikernel.name;
         return 0;
     }
-    if (cfg->errbuf && cfg->errbuf_len) {
-        n = sizeof(msg) < cfg->errbuf_len ? sizeof(msg) : cfg->errbuf_len;
-        memcpy(cfg->errbuf, msg, n);
-        cfg->errbuf[n - 1] = '\0';
+    if (errbuf && errbuf_len) {
+        n = sizeof(msg) < errbuf_len ? sizeof(msg) : errbuf_len;
+        memcpy(errbuf, msg, n);
+        errbuf[n - 1] = '\0';
     }
     return -VCHAN_ENOSYS;
 }
 
-int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+static int check_platform(const struct vchan_config *cfg)
 {
-    int rc = check_platform(cfg);
+    const char *name;
 
-    if (rc) {
+    return vchan_platform_select(cfg->platform, &name, cfg->errbuf, cfg->errbuf_len);
+}
+
+static int unikernel_open(struct vchan **out, const struct vchan_config *cfg, bool server)
+{
+    struct vchan_config c;
+    int rc;
+
+    if ((rc = vchan__config_load(&c, cfg)) || (rc = check_platform(&c))) {
         if (out) {
             *out = NULL;
         }
         return rc;
     }
-    return vchan__server_open(out, &vchan__platform_unikernel, cfg);
+    return server ? vchan__server_open(out, &vchan__platform_unikernel, &c)
+                  : vchan__client_open(out, &vchan__platform_unikernel, &c);
+}
+
+int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+{
+    return unikernel_open(out, cfg, true);
 }
 
 int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
 {
-    int rc = check_platform(cfg);
-
-    if (rc) {
-        if (out) {
-            *out = NULL;
-        }
-        return rc;
-    }
-    return vchan__client_open(out, &vchan__platform_unikernel, cfg);
+    return unikernel_open(out, cfg, false);
 }
 
 void vchan_unikernel_log(void *ctx, enum vchan_log_level level, const char *fmt, va_list ap)

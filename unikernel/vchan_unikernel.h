@@ -4,7 +4,8 @@
  *
  * In a unikernel the whole of vchan.h works as on Linux, on the hooks of
  * vchan_hooks.h, with these differences:
- *  - vchan_config.platform must be NULL or "unikernel" (or "xen": it is);
+ *  - vchan_config.platform must be NULL, "" or "unikernel" (or "xen": it
+ *    is), and vchan_platform_select answers "unikernel" for those;
  *  - vchan_fd returns -VCHAN_ENOSYS: there are no file descriptors, wait
  *    with vchan_wait (blocking, with the handle's timeout);
  *  - a guest has no unmap-notify: only a clean vchan_close tells the peer

@@ -196,14 +196,10 @@ static bool run_one(const struct conn *c, int peer, int timeout_ms)
 {
     static const char *const modes[] = {"send", "recv", "echo"};
     char errbuf[160] = "";
-    struct vchan_config cfg = {
-        .domain = peer,
-        .port = c->port,
-        .timeout_ms = timeout_ms,
-        .log = vchan_unikernel_log,
-        .errbuf = errbuf,
-        .errbuf_len = sizeof(errbuf),
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = peer, .port = c->port, .timeout_ms = timeout_ms,
+                          .log = vchan_unikernel_log, .errbuf = errbuf,
+                          .errbuf_len = sizeof(errbuf));
     struct run r = {.c = c, .seed = stream_seed(c->stream)};
     uint64_t t0 = now_ms(), t1;
     bool ok;

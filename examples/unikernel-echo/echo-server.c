@@ -42,16 +42,11 @@ static void drain(struct vchan *v)
 static bool serve_one(const struct serve *s, int peer, int timeout_ms)
 {
     char errbuf[160] = "";
-    struct vchan_config cfg = {
-        .domain = peer,
-        .port = s->port,
-        .read_size = s->read_size,
-        .write_size = s->write_size,
-        .timeout_ms = timeout_ms,
-        .log = vchan_unikernel_log,
-        .errbuf = errbuf,
-        .errbuf_len = sizeof(errbuf),
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = peer, .port = s->port, .read_size = s->read_size,
+                          .write_size = s->write_size, .timeout_ms = timeout_ms,
+                          .log = vchan_unikernel_log, .errbuf = errbuf,
+                          .errbuf_len = sizeof(errbuf));
     const char *closer = "client", *why = NULL;
     struct vchan *v = NULL;
     uint64_t echoed = 0, t0;

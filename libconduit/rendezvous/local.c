@@ -87,16 +87,15 @@ static int check_dir(struct conduit__err *e, const char *dir, bool create)
     return rc < 0 ? dir_error(e, rc, msg) : 0;
 }
 
-static int make_path(struct conduit__err *e, char *buf, const char *dir, int server,
-                     const char *middle, const char *port)
+/* The socket of libvchan's spelling (local_dir.c): client VCHAN__LOCAL_ACCEPT for the accept
+ * service. */
+static int make_path(struct conduit__err *e, char *buf, const char *dir, int server, int client,
+                     const char *port)
 {
-    int n = snprintf(buf, PATH_LEN, "%s/%d.%s.%s", dir, server, middle, port);
+    char msg[VCHAN__LOCAL_MSG_MAX];
+    int rc = vchan__local_path(buf, PATH_LEN, dir, server, client, port, msg);
 
-    if (n < 0 || (size_t)n >= PATH_LEN) {
-        return conduit__errorf(e, CONDUIT_EINVAL, "socket path %s/%d.%s.%s too long (%d bytes)",
-                               dir, server, middle, port, n);
-    }
-    return 0;
+    return rc < 0 ? dir_error(e, rc, msg) : 0;
 }
 
 /* ------------------------------------------------------------ client */
@@ -118,7 +117,6 @@ static int lc_probe(struct conduit__rdv_client *rc, const char *nonce, enum cond
     struct conduit__rdv_reply rep;
     char why[CONDUIT__RDV_WHY_LEN];
     char path[PATH_LEN];
-    char self[16];
     struct stat sb;
     int fd = -1, rc2, err, refusal, ms;
 
@@ -131,15 +129,14 @@ static int lc_probe(struct conduit__rdv_client *rc, const char *nonce, enum cond
         return rc2;
     }
     /* A channel published for us alone comes first (DESIGN.md). */
-    snprintf(self, sizeof(self), "%d", c->self);
-    if ((rc2 = make_path(c->e, path, c->dir, c->server, self, c->port)) < 0) {
+    if ((rc2 = make_path(c->e, path, c->dir, c->server, c->self, c->port)) < 0) {
         return rc2;
     }
     if (lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode)) {
         *out = CONDUIT__PROBE_DIRECT;
         return 0;
     }
-    if ((rc2 = make_path(c->e, sa.sun_path, c->dir, c->server, "accept", c->port)) < 0) {
+    if ((rc2 = make_path(c->e, sa.sun_path, c->dir, c->server, VCHAN__LOCAL_ACCEPT, c->port)) < 0) {
         return rc2;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -205,8 +202,16 @@ static void lc_where(struct conduit__rdv_client *rc, char *buf, size_t len)
 {
     struct lclient *c = (struct lclient *)rc;
 
-    snprintf(buf, len, "%s/%d.%d.%s, nor an accept service at %s/%d.accept.%s", c->dir, c->server,
-             c->self, c->port, c->dir, c->server, c->port);
+    char direct[PATH_LEN], accept[PATH_LEN], msg[VCHAN__LOCAL_MSG_MAX];
+
+    /* probe has refused a path too long already; should one get here, say so. */
+    if (vchan__local_path(direct, sizeof(direct), c->dir, c->server, c->self, c->port, msg) < 0 ||
+        vchan__local_path(accept, sizeof(accept), c->dir, c->server, VCHAN__LOCAL_ACCEPT, c->port,
+                          msg) < 0) {
+        snprintf(buf, len, "%s", msg);
+        return;
+    }
+    snprintf(buf, len, "%s, nor an accept service at %s", direct, accept);
 }
 
 static void lc_close(struct conduit__rdv_client *rc)
@@ -397,7 +402,7 @@ int conduit__local_rdv_server_open(struct conduit__err *e, const char *port,
     snprintf(s->port, sizeof(s->port), "%s", port);
     if ((rc = conduit__local_self_domid(e, &s->self)) < 0 ||
         (rc = runtime_dir(e, dir, sizeof(dir))) < 0 || (rc = check_dir(e, dir, true)) < 0 ||
-        (rc = make_path(e, s->path, dir, s->self, "accept", port)) < 0) {
+        (rc = make_path(e, s->path, dir, s->self, VCHAN__LOCAL_ACCEPT, port)) < 0) {
         goto out;
     }
     s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

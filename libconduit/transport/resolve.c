@@ -2,23 +2,22 @@
 /*
  * Names to addresses: DNS (getaddrinfo) for tcp and tls hosts, IPv4 and
  * IPv6; vchan domain names to domain ids through xenstore on Xen (xen.c).
- * Also which vchan platform this process is on, decided as libvchan
- * decides it, since domain names and the accept rendezvous depend on it.
+ * Also which vchan platform this process is on, as libvchan decides it
+ * (vchan_platform_select), since domain names and the accept rendezvous
+ * depend on it.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "libconduit/internal/internal.h"
+#include "vchan.h"
 
 int conduit__resolve_host(struct conduit__err *e, const char *host, uint16_t port, bool passive,
                           struct addrinfo **out)
@@ -50,29 +49,22 @@ int conduit__resolve_host(struct conduit__err *e, const char *host, uint16_t por
 
 int conduit__vchan_platform(struct conduit__err *e, enum conduit__vplat *out)
 {
-    const char *name = getenv("VCHAN_PLATFORM");
-    int fd;
+    char msg[160];
+    const char *name;
+    int rc;
 
     *out = CONDUIT__VPLAT_LOCAL;
-    if (name && *name) {
-        if (strcmp(name, "local") == 0) {
-            return 0;
-        }
-        if (strcmp(name, "xen") == 0) {
-            if (!conduit__xen_built) {
-                return conduit__errorf(e, CONDUIT_ENOTSUP,
-                                       "VCHAN_PLATFORM=xen, but this build has no Xen support");
-            }
-            *out = CONDUIT__VPLAT_XEN;
-            return 0;
-        }
-        return conduit__errorf(e, CONDUIT_EINVAL,
-                               "unknown platform '%.32s' in VCHAN_PLATFORM (expected xen or "
-                               "local)",
-                               name);
+    /* libvchan decides (VCHAN_PLATFORM, else detection): we never disagree with it. */
+    if ((rc = vchan_platform_select(NULL, &name, msg, sizeof(msg))) < 0) {
+        return conduit__errorf(e, rc == -VCHAN_ENOSYS ? CONDUIT_ENOTSUP : CONDUIT_EINVAL, "%s",
+                               msg);
     }
-    if (conduit__xen_built && (fd = open("/dev/xen/evtchn", O_RDWR | O_CLOEXEC)) >= 0) {
-        close(fd);
+    if (strcmp(name, "xen") == 0) {
+        if (!conduit__xen_built) {
+            return conduit__errorf(e, CONDUIT_ENOTSUP,
+                                   "libvchan chose the xen platform, but this libconduit was "
+                                   "built without Xen support");
+        }
         *out = CONDUIT__VPLAT_XEN;
     }
     return 0;

@@ -463,7 +463,7 @@ int conduit__vchan_connect(struct conduit__err *e, const struct conduit__connect
     char nonce[CONDUIT__NONCE_LEN + 1];
     char port[VCHAN_PORT_MAX + 1];
     char errbuf[CONDUIT__MSG_MAX] = "";
-    struct vchan_config cfg = {0};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT();
     enum conduit__probe probe = CONDUIT__PROBE_NONE;
     enum conduit__vplat plat;
     struct logsink *sink = NULL;
@@ -594,7 +594,7 @@ static int open_server(struct vlisten *x, struct conduit__err *e, int client, co
 {
     char errbuf[CONDUIT__MSG_MAX] = "";
     char name[CONDUIT__NAME_MAX];
-    struct vchan_config cfg = {0};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT();
     struct pending *p;
     int rc;
 

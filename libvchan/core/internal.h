@@ -136,6 +136,16 @@ struct vchan {
     char errbuf[256];
 };
 
+/*
+ * setup.c: copy the caller's config into *dst (this library's layout, the
+ * fields it does not have zeroed) after checking its struct_size, as
+ * vchan.h states the rule. 0, or -VCHAN_EINVAL with the message in the
+ * caller's errbuf when it can be trusted. The opens below call it
+ * themselves; the hosted and unikernel glue call it first to read the
+ * platform field.
+ */
+VCHAN__MUST_CHECK int vchan__config_load(struct vchan_config *dst, const struct vchan_config *src);
+
 /* setup.c: open a channel on a platform (the hosted and unikernel glue call these). */
 VCHAN__MUST_CHECK int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
                                          const struct vchan_config *cfg);

@@ -460,18 +460,26 @@ static int await_data(struct vchan *v, uint32_t want, uint32_t need, uint64_t *d
     }
 }
 
+/* What stream read and write check first; *count is 0 from here on whatever happens. */
+static int io_begin(struct vchan *v, const void *buf, size_t len, size_t *count)
+{
+    if (count) {
+        *count = 0;
+    }
+    if (!v || !count || (!buf && len)) {
+        return -VCHAN_EINVAL;
+    }
+    return unusable(v);
+}
+
 int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
 {
     uint64_t deadline = 0;
     uint32_t n;
     int rc;
 
-    if (!v || !nread || (!buf && len)) {
-        return -VCHAN_EINVAL;
-    }
-    *nread = 0;
-    if (unusable(v)) {
-        return unusable(v);
+    if ((rc = io_begin(v, buf, len, nread))) {
+        return rc;
     }
     if (len == 0) {
         return 0;
@@ -487,28 +495,32 @@ int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread)
     return 0;
 }
 
+/* The peer's state for a write: -VCHAN_EPIPE once it has closed. */
+static int write_state(struct vchan *v, enum vchan_state *st)
+{
+    int rc = peer_state(v, st);
+
+    if (rc == 0 && *st == VCHAN_STATE_CLOSED) {
+        rc = vchan__fail(v, VCHAN_EPIPE, "peer closed the channel");
+    }
+    return rc;
+}
+
 int vchan_write(struct vchan *v, const void *buf, size_t len, size_t *nwritten)
 {
     uint64_t deadline = 0;
     size_t done = 0;
+    int rc;
 
-    if (!v || !nwritten || (!buf && len)) {
-        return -VCHAN_EINVAL;
-    }
-    *nwritten = 0;
-    if (unusable(v)) {
-        return unusable(v);
+    if ((rc = io_begin(v, buf, len, nwritten))) {
+        return rc;
     }
     for (;;) {
         enum vchan_state st = VCHAN_STATE_CLOSED;
         uint32_t n = 0;
-        int rc;
 
-        if ((rc = peer_state(v, &st))) {
+        if ((rc = write_state(v, &st))) {
             return rc;
-        }
-        if (st == VCHAN_STATE_CLOSED) {
-            return vchan__fail(v, VCHAN_EPIPE, "peer closed the channel");
         }
         if (done == len) {
             return 0;
@@ -577,11 +589,8 @@ int vchan_send(struct vchan *v, const void *buf, size_t len)
         uint32_t n = 0;
         int rc;
 
-        if ((rc = peer_state(v, &st))) {
+        if ((rc = write_state(v, &st))) {
             return rc;
-        }
-        if (st == VCHAN_STATE_CLOSED) {
-            return vchan__fail(v, VCHAN_EPIPE, "peer closed the channel");
         }
         if (v->wr.known < len && (rc = space(v, &n))) {
             return rc;
@@ -650,10 +659,12 @@ static int count_asking(struct vchan *v, size_t *out, uint8_t bit,
     uint32_t n = 0;
     int rc;
 
+    if (out) {
+        *out = 0;
+    }
     if (!v || !out) {
         return -VCHAN_EINVAL;
     }
-    *out = 0;
     if (unusable(v)) {
         return unusable(v);
     }
@@ -840,18 +851,23 @@ int vchan_fd(struct vchan *v)
     return v ? v->plat->fd(v->p) : -VCHAN_EINVAL;
 }
 
-void vchan_set_timeout(struct vchan *v, int timeout_ms)
+int vchan_set_timeout(struct vchan *v, int timeout_ms)
 {
-    if (v) {
-        v->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    /* As vchan_config.timeout_ms: 0 is none, a negative one a mistake. */
+    if (!v || timeout_ms < 0) {
+        return -VCHAN_EINVAL;
     }
+    v->timeout_ms = timeout_ms;
+    return 0;
 }
 
-void vchan_set_nonblocking(struct vchan *v, bool nonblocking)
+int vchan_set_nonblocking(struct vchan *v, bool nonblocking)
 {
-    if (v) {
-        v->nonblocking = nonblocking;
+    if (!v) {
+        return -VCHAN_EINVAL;
     }
+    v->nonblocking = nonblocking;
+    return 0;
 }
 
 const char *vchan_platform_name(const struct vchan *v)

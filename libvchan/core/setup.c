@@ -140,36 +140,68 @@ static void report(const struct vchan_config *cfg, const char *msg)
     cfg->errbuf[n] = '\0';
 }
 
+/* A struct_size beyond this is garbage, not a newer vchan.h. */
+#define CONFIG_SIZE_MAX 4096u
+
+void vchan_config_init(struct vchan_config *cfg)
+{
+    if (cfg) {
+        memset(cfg, 0, sizeof(*cfg));
+        cfg->struct_size = sizeof(*cfg);
+    }
+}
+
+int vchan__config_load(struct vchan_config *dst, const struct vchan_config *src)
+{
+    const unsigned char *extra, *end;
+    size_t n;
+
+    memset(dst, 0, sizeof(*dst));
+    if (!src) {
+        return -VCHAN_EINVAL;
+    }
+    n = src->struct_size;
+    if (n < sizeof(*dst) || n > CONFIG_SIZE_MAX) {
+        /* Zero: a zeroed config whose other fields are sound. Else they may be garbage too. */
+        if (n == 0) {
+            report(src, "struct vchan_config not initialised: use VCHAN_CONFIG_INIT");
+        }
+        return -VCHAN_EINVAL;
+    }
+    /* A newer vchan.h: its fields past ours must be left at their defaults (zero). */
+    end = (const unsigned char *)src + n;
+    for (extra = (const unsigned char *)src + sizeof(*dst); extra < end; extra++) {
+        if (*extra) {
+            report(src, "struct vchan_config sets fields this libvchan does not know "
+                        "(built against a newer vchan.h)");
+            return -VCHAN_EINVAL;
+        }
+    }
+    memcpy(dst, src, sizeof(*dst));
+    return 0;
+}
+
 /* Undo whatever part of an open got done, closing our side as libxenvchan does. */
 static void teardown(struct vchan *v)
 {
     const struct vchan__platform *plat = v->plat;
+    void (*release)(void *p, void *addr, size_t npages);
 
     if (v->own_live) {
         /* Everything we wrote is visible /before/ the peer sees us closed. */
         vchan__store_release(v->own_live, VCHAN__LIVE_CLOSED);
         (void)plat->notify(v->p);
     }
-    if (v->server) {
-        if (v->rd.npages) {
-            plat->unshare(v->p, v->rd.buf, v->rd.npages);
-        }
-        if (v->wr.npages) {
-            plat->unshare(v->p, v->wr.buf, v->wr.npages);
-        }
-        if (v->ctrl) {
-            plat->unshare(v->p, v->ctrl, 1);
-        }
-    } else {
-        if (v->rd.npages) {
-            plat->unmap(v->p, v->rd.buf, v->rd.npages);
-        }
-        if (v->wr.npages) {
-            plat->unmap(v->p, v->wr.buf, v->wr.npages);
-        }
-        if (v->ctrl) {
-            plat->unmap(v->p, v->ctrl, 1);
-        }
+    /* The server shared the pages, the client mapped them: the same order either way. */
+    release = v->server ? plat->unshare : plat->unmap;
+    if (v->rd.npages) {
+        release(v->p, v->rd.buf, v->rd.npages);
+    }
+    if (v->wr.npages) {
+        release(v->p, v->wr.buf, v->wr.npages);
+    }
+    if (v->ctrl) {
+        release(v->p, v->ctrl, 1);
     }
     if (v->p) {
         plat->close(v->p);
@@ -215,10 +247,29 @@ static int open_failed(struct vchan *v, const struct vchan_config *cfg, int rc, 
     return rc;
 }
 
+/* What both opens do first: *out cleared, the config loaded into *c and checked. */
+static int open_begin(struct vchan **out, const struct vchan_config *cfg, struct vchan_config *c)
+{
+    const char *why;
+    int rc;
+
+    if (!out) {
+        return -VCHAN_EINVAL;
+    }
+    *out = NULL;
+    if ((rc = vchan__config_load(c, cfg))) {
+        return rc;
+    }
+    if ((rc = check_config(c, &why))) {
+        report(c, why);
+    }
+    return rc;
+}
+
 int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
                        const struct vchan_config *cfg)
 {
-    const char *why;
+    struct vchan_config c;
     struct vchan *v;
     unsigned rorder, worder;
     size_t rpages, wpages;
@@ -226,14 +277,10 @@ int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
     void *pages;
     int rc;
 
-    if (!out) {
-        return -VCHAN_EINVAL;
-    }
-    *out = NULL;
-    if ((rc = check_config(cfg, &why))) {
-        report(cfg, why);
+    if ((rc = open_begin(out, cfg, &c))) {
         return rc;
     }
+    cfg = &c;
     rc = vchan__select_orders(cfg->read_size ? cfg->read_size : VCHAN_DEFAULT_RING_SIZE,
                               cfg->write_size ? cfg->write_size : VCHAN_DEFAULT_RING_SIZE,
                               &rorder, &worder);
@@ -290,8 +337,8 @@ int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
 int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
                        const struct vchan_config *cfg)
 {
+    struct vchan_config c;
     uint32_t refs[GRANTS_MAX];
-    const char *why;
     struct vchan *v;
     unsigned lorder, rorder;
     size_t lpages, rpages, i;
@@ -299,14 +346,10 @@ int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
     void *pages;
     int rc;
 
-    if (!out) {
-        return -VCHAN_EINVAL;
-    }
-    *out = NULL;
-    if ((rc = check_config(cfg, &why))) {
-        report(cfg, why);
+    if ((rc = open_begin(out, cfg, &c))) {
         return rc;
     }
+    cfg = &c;
     if ((rc = new_handle(&v, plat, cfg, false))) {
         return rc;
     }

@@ -30,15 +30,14 @@ static void say(char *errbuf, size_t errlen, const char *msg)
 static int pick(const char *platform, const struct vchan__platform_debug **out, char *errbuf,
                 size_t errlen)
 {
-    struct vchan_config cfg = {.platform = platform, .errbuf = errbuf, .errbuf_len = errlen};
-    const struct vchan__platform *p;
+    const char *name;
     int rc;
 
-    if ((rc = vchan__pick_platform(&cfg, &p)) < 0) {
+    if ((rc = vchan_platform_select(platform, &name, errbuf, errlen)) < 0) {
         return rc;
     }
 #ifdef HAVE_XEN
-    if (p == &vchan__platform_xen) {
+    if (strcmp(name, vchan__platform_xen.name) == 0) {
         *out = &vchan__xen_debug;
         return 0;
     }

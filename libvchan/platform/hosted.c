@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The hosted (Linux) entry points: pick a platform, format messages, call
- * the caller's logger. The ring core stays free of libc; this file is not.
+ * The hosted (Linux) entry points: pick a platform (vchan_platform_select,
+ * which libconduit asks too), format messages, call the caller's logger. The ring core stays free
+ * of libc; this file is not.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -87,39 +88,47 @@ void vchan__logf(struct vchan *v, enum vchan_log_level level, const char *fmt, .
     vchan__hosted_log(v, level, buf);
 }
 
-static void report(const struct vchan_config *cfg, const char *fmt, ...) VCHAN__PRINTF(2, 3);
+static void say(char *errbuf, size_t errbuf_len, const char *fmt, ...) VCHAN__PRINTF(3, 4);
 
-static void report(const struct vchan_config *cfg, const char *fmt, ...)
+static void say(char *errbuf, size_t errbuf_len, const char *fmt, ...)
 {
     va_list ap;
 
-    if (cfg->errbuf && cfg->errbuf_len) {
+    if (errbuf && errbuf_len) {
         va_start(ap, fmt);
-        vsnprintf(cfg->errbuf, cfg->errbuf_len, fmt, ap);
+        vsnprintf(errbuf, errbuf_len, fmt, ap);
         va_end(ap);
     }
 }
 
-/* VCHAN_PLATFORM (or cfg->platform) names one; else Xen when its event device opens. */
-int vchan__pick_platform(const struct vchan_config *cfg, const struct vchan__platform **out)
+/* The one place that decides: `name`, else VCHAN_PLATFORM, else Xen when its event device opens. */
+int vchan_platform_select(const char *name, const char **selected, char *errbuf, size_t errbuf_len)
 {
-    const char *name = cfg->platform ? cfg->platform : getenv("VCHAN_PLATFORM");
+    const char *from = "";
 
+    if (!selected) {
+        return -VCHAN_EINVAL;
+    }
+    *selected = NULL;
+    if (!name) {
+        name = getenv("VCHAN_PLATFORM");
+        from = " in VCHAN_PLATFORM";
+    }
     if (name && *name) {
         if (strcmp(name, "local") == 0) {
-            *out = &vchan__platform_local;
+            *selected = vchan__platform_local.name;
             return 0;
         }
         if (strcmp(name, "xen") == 0) {
 #ifdef HAVE_XEN
-            *out = &vchan__platform_xen;
+            *selected = vchan__platform_xen.name;
             return 0;
 #else
-            report(cfg, "platform '%s' not available: built without libxen", name);
+            say(errbuf, errbuf_len, "platform 'xen'%s not available: built without libxen", from);
             return -VCHAN_ENOSYS;
 #endif
         }
-        report(cfg, "unknown platform '%s' (expected xen or local)", name);
+        say(errbuf, errbuf_len, "unknown platform '%.32s'%s (expected xen or local)", name, from);
         return -VCHAN_EINVAL;
     }
 #ifdef HAVE_XEN
@@ -127,9 +136,27 @@ int vchan__pick_platform(const struct vchan_config *cfg, const struct vchan__pla
         int fd = open("/dev/xen/evtchn", O_RDWR | O_CLOEXEC);
         if (fd >= 0) {
             close(fd);
-            *out = &vchan__platform_xen;
+            *selected = vchan__platform_xen.name;
             return 0;
         }
+    }
+#endif
+    *selected = vchan__platform_local.name;
+    return 0;
+}
+
+static int pick_platform(const struct vchan_config *cfg, const struct vchan__platform **out)
+{
+    const char *name;
+    int rc = vchan_platform_select(cfg->platform, &name, cfg->errbuf, cfg->errbuf_len);
+
+    if (rc < 0) {
+        return rc;
+    }
+#ifdef HAVE_XEN
+    if (strcmp(name, vchan__platform_xen.name) == 0) {
+        *out = &vchan__platform_xen;
+        return 0;
     }
 #endif
     *out = &vchan__platform_local;
@@ -163,40 +190,36 @@ static void apply_spin_env(struct vchan *v)
     v->spin_max_ns = v->spin_ns = (uint32_t)(us * 1000u);
 }
 
-int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+static int hosted_open(struct vchan **out, const struct vchan_config *cfg, bool server)
 {
     const struct vchan__platform *plat;
+    struct vchan_config c;
     int rc;
 
+    if (out) {
+        *out = NULL;
+    }
     if (!out || !cfg) {
         return -VCHAN_EINVAL;
     }
-    *out = NULL;
-    if ((rc = vchan__pick_platform(cfg, &plat))) {
+    if ((rc = vchan__config_load(&c, cfg)) || (rc = pick_platform(&c, &plat))) {
         return rc;
     }
-    if ((rc = vchan__server_open(out, plat, cfg)) == 0) {
+    rc = server ? vchan__server_open(out, plat, &c) : vchan__client_open(out, plat, &c);
+    if (rc == 0) {
         apply_spin_env(*out);
     }
     return rc;
 }
 
+int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
+{
+    return hosted_open(out, cfg, true);
+}
+
 int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
 {
-    const struct vchan__platform *plat;
-    int rc;
-
-    if (!out || !cfg) {
-        return -VCHAN_EINVAL;
-    }
-    *out = NULL;
-    if ((rc = vchan__pick_platform(cfg, &plat))) {
-        return rc;
-    }
-    if ((rc = vchan__client_open(out, plat, cfg)) == 0) {
-        apply_spin_env(*out);
-    }
-    return rc;
+    return hosted_open(out, cfg, false);
 }
 
 bool vchan__parse_dec(const char *s, size_t len, uint64_t max, uint64_t *out)

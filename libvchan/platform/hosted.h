@@ -28,13 +28,6 @@ void vchan__hosted_free(void *ptr);
 void vchan__hosted_log(struct vchan *v, enum vchan_log_level level, const char *msg);
 
 /*
- * The platform cfg->platform names, else VCHAN_PLATFORM's, else Xen when
- * its event device opens, else local. -VCHAN_EINVAL / -VCHAN_ENOSYS with a
- * message in cfg->errbuf.
- */
-int vchan__pick_platform(const struct vchan_config *cfg, const struct vchan__platform **out);
-
-/*
  * Looking at channels from outside them (vchan_list_channels,
  * vchan_page_open in debug.c): one table a hosted platform. A failure
  * returns -VCHAN_E* with a message in msg (VCHAN__MSG_MAX bytes).

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The local platform's rendezvous directory (local_dir.h): one copy of the
- * rules that libvchan/platform/local.c and libconduit/rendezvous/local.c both follow.
+ * rules that the local platform (libvchan/platform/local*.c) and
+ * libconduit/rendezvous/local.c both follow.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -68,6 +69,26 @@ int vchan__local_dir_name(char *dir, size_t len, char msg[VCHAN__LOCAL_MSG_MAX])
     }
     if (n < 0 || (size_t)n >= len) {
         SAY("vchan directory name too long (%d bytes)", n);
+        return -VCHAN_EINVAL;
+    }
+    return 0;
+}
+
+int vchan__local_path(char *buf, size_t len, const char *dir, int server, int client,
+                      const char *port, char msg[VCHAN__LOCAL_MSG_MAX])
+{
+    char middle[16];
+    int n;
+
+    if (client == VCHAN__LOCAL_ACCEPT) {
+        snprintf(middle, sizeof(middle), "accept");
+    } else {
+        snprintf(middle, sizeof(middle), "%d", client);
+    }
+    n = snprintf(buf, len, "%s/%d.%s.%s", dir, server, middle, port);
+    if (n < 0 || (size_t)n >= len) {
+        SAY("vchan socket path %s/%d.%s.%s too long (%d bytes, at most %zu)", dir, server, middle,
+            port, n, len ? len - 1 : 0);
         return -VCHAN_EINVAL;
     }
     return 0;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The local platform's rendezvous directory, shared by the platform itself
- * (libvchan/platform/local.c, in libvchan) and by libconduit's accept
+ * (libvchan/platform/local*.c, in libvchan) and by libconduit's accept
  * rendezvous (libconduit/rendezvous/local.c), which must agree with it on the
  * directory, its rules and the local domain id (DESIGN.md).
  *
@@ -27,6 +27,19 @@ int vchan__local_env_domid(int *domid, char msg[VCHAN__LOCAL_MSG_MAX]);
 
 /* The directory's name: VCHAN_DIR, else $XDG_RUNTIME_DIR/vchan, else /tmp/vchan-<euid>. */
 int vchan__local_dir_name(char *dir, size_t len, char msg[VCHAN__LOCAL_MSG_MAX]);
+
+/* vchan__local_path's `client` for the accept service's socket. */
+#define VCHAN__LOCAL_ACCEPT (-1)
+
+/*
+ * The one spelling of a rendezvous socket's path, which both libraries must
+ * agree on: <dir>/<server>.<client>.<port> for a channel that server
+ * domain publishes for client domain, or <dir>/<server>.accept.<port> for
+ * the accept service (client VCHAN__LOCAL_ACCEPT). 0, or -VCHAN_EINVAL with
+ * a message when it does not fit in len bytes (a sun_path).
+ */
+int vchan__local_path(char *buf, size_t len, const char *dir, int server, int client,
+                      const char *port, char msg[VCHAN__LOCAL_MSG_MAX]);
 
 /*
  * The directory must be ours alone (a directory, not a link, owned by our

@@ -744,16 +744,10 @@ static void ep_open(struct ep *e, const struct pair *p, int side)
         break;
     case K_VCHAN: {
         char err[256] = "";
-        struct vchan_config cfg = {
-            .domain = 0,
-            .port = p->port,
-            .read_size = p->c->ring,
-            .write_size = p->c->ring,
-            .timeout_ms = 30000,
-            .platform = "local",
-            .errbuf = err,
-            .errbuf_len = sizeof(err),
-        };
+        struct vchan_config cfg =
+            VCHAN_CONFIG_INIT(.domain = 0, .port = p->port, .read_size = p->c->ring,
+                              .write_size = p->c->ring, .timeout_ms = 30000, .platform = "local",
+                              .errbuf = err, .errbuf_len = sizeof(err));
         int rc = side ? vchan_client_open(&e->v, &cfg) : vchan_server_open(&e->v, &cfg);
 
         if (rc) {

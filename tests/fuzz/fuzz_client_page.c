@@ -217,13 +217,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct run *r = calloc(1, sizeof(*r));
     struct vchan *srv = NULL, *cli = NULL;
     char errbuf[128] = "";
-    struct vchan_config scfg = {.domain = 1, .port = PORT, .nonblocking = true};
-    struct vchan_config ccfg = {.domain = 0,
-                                .port = PORT,
-                                .nonblocking = true,
-                                .timeout_ms = 1,
-                                .errbuf = errbuf,
-                                .errbuf_len = sizeof(errbuf)};
+    struct vchan_config scfg = VCHAN_CONFIG_INIT(.domain = 1, .port = PORT, .nonblocking = true);
+    struct vchan_config ccfg =
+        VCHAN_CONFIG_INIT(.domain = 0, .port = PORT, .nonblocking = true, .timeout_ms = 1,
+                          .errbuf = errbuf, .errbuf_len = sizeof(errbuf));
     uint8_t cfgb;
     unsigned fault;
     int rc, want_fault = 0;

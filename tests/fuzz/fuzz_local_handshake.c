@@ -222,7 +222,14 @@ static void read_chunks(struct server *s, struct fuzz_in *in)
             fuzz_bytes(in, c->bytes, c->len);
         } else {
             /* A reply, fields right unless the mask overrides them; kind 2: cut short. */
-            uint32_t f[8] = {MAGIC_REPLY, MSG_VERSION, 0, 0, 1, (uint32_t)pages, 0, 21};
+            uint32_t f[8] = {VCHAN__LOCAL_MAGIC_REPLY,
+                             VCHAN__LOCAL_MSG_VERSION,
+                             0,
+                             0,
+                             1,
+                             (uint32_t)pages,
+                             0,
+                             21};
             uint8_t mask = fuzz_u8(in);
 
             for (int b = 0; b < 8; b++) {
@@ -245,7 +252,7 @@ static void read_chunks(struct server *s, struct fuzz_in *in)
      * 1 s grace: a timing path, not a parsing one, and it would slow every
      * run. Close instead.
      */
-    if (s->end == 1 && total < sizeof(struct msg_reply)) {
+    if (s->end == 1 && total < sizeof(struct vchan__local_reply)) {
         s->end = 0;
     }
 }
@@ -254,7 +261,7 @@ static void *server_thread(void *arg)
 {
     struct server *s = arg;
     struct pollfd pfd = {.fd = s->listenfd, .events = POLLIN};
-    struct msg_hello h;
+    struct vchan__local_hello h;
     size_t got = 0;
     int conn;
 
@@ -274,8 +281,8 @@ static void *server_thread(void *arg)
         }
         got += (size_t)n;
     }
-    FUZZ_CHECK(h.magic == MAGIC_HELLO && h.version == MSG_VERSION && h.client_domid == 0 &&
-                   h.server_domid == 0,
+    FUZZ_CHECK(h.magic == VCHAN__LOCAL_MAGIC_HELLO && h.version == VCHAN__LOCAL_MSG_VERSION &&
+                   h.client_domid == 0 && h.server_domid == 0,
                "the client's hello is malformed: %#x %u %u %u", h.magic, h.version, h.client_domid,
                h.server_domid);
     for (size_t i = 0; i < s->nchunks; i++) {
@@ -322,7 +329,7 @@ static void *server_thread(void *arg)
 static void client_side(struct fuzz_in *in)
 {
     const struct vchan__platform *plat = &vchan__platform_local;
-    struct vchan_config cfg = {.domain = 0, .port = PORT};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 0, .port = PORT);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct server s = {.listenfd = -1};
     struct vchan *v = calloc(1, sizeof(*v)); /* only for the platform's error messages */
@@ -432,7 +439,7 @@ static int connect_to_server(void)
  */
 static int read_reply(int fd, uint32_t *status, size_t *nfds)
 {
-    struct msg_reply m;
+    struct vchan__local_reply m;
     size_t got = 0;
 
     *nfds = 0;
@@ -468,7 +475,7 @@ static int read_reply(int fd, uint32_t *status, size_t *nfds)
         }
         got += (size_t)n;
     }
-    FUZZ_CHECK(m.magic == MAGIC_REPLY && m.version == MSG_VERSION,
+    FUZZ_CHECK(m.magic == VCHAN__LOCAL_MAGIC_REPLY && m.version == VCHAN__LOCAL_MSG_VERSION,
                "the server's reply is malformed");
     *status = m.status;
     return 1;
@@ -485,10 +492,10 @@ static void server_turn(struct vchan *v)
 
 static void server_side(struct fuzz_in *in)
 {
-    struct vchan_config cfg = {
-        .domain = 0, .port = PORT, .read_size = 1, .write_size = 1, .nonblocking = true};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 0, .port = PORT, .read_size = 1,
+                                                .write_size = 1, .nonblocking = true);
     uint8_t hello[40], before[VCHAN__PAGE_SIZE];
-    struct msg_notice notice;
+    struct vchan__local_notice notice;
     struct vchan *v = NULL;
     uint8_t how = fuzz_u8(in);
     size_t hlen, nfds = 0, sent_notice = 0;
@@ -504,7 +511,7 @@ static void server_side(struct fuzz_in *in)
         hlen = fuzz_u8(in) % sizeof(hello);
         fuzz_bytes(in, hello, hlen);
     } else {
-        uint32_t f[4] = {MAGIC_HELLO, MSG_VERSION, 0, 0};
+        uint32_t f[4] = {VCHAN__LOCAL_MAGIC_HELLO, VCHAN__LOCAL_MSG_VERSION, 0, 0};
         uint8_t mask = fuzz_u8(in);
 
         for (int b = 0; b < 4; b++) {
@@ -516,17 +523,18 @@ static void server_side(struct fuzz_in *in)
         hlen = sizeof(f);
     }
     {
-        struct msg_hello h;
+        struct vchan__local_hello h;
         memcpy(&h, hello, sizeof(h));
-        hello_ok = hlen >= sizeof(h) && h.magic == MAGIC_HELLO && h.version == MSG_VERSION &&
-                   h.client_domid == 0 && h.server_domid == 0;
+        hello_ok = hlen >= sizeof(h) && h.magic == VCHAN__LOCAL_MAGIC_HELLO &&
+                   h.version == VCHAN__LOCAL_MSG_VERSION && h.client_domid == 0 &&
+                   h.server_domid == 0;
     }
     fd = connect_to_server();
     if (hlen && send(fd, hello, hlen, MSG_NOSIGNAL) != (ssize_t)hlen) {
         abort();
     }
     /* A short hello with the line left open would make the server wait out its 500 ms. */
-    if (hlen < sizeof(struct msg_hello) || (how & 2)) {
+    if (hlen < sizeof(struct vchan__local_hello) || (how & 2)) {
         shutdown(fd, SHUT_WR);
     }
     server_turn(v);
@@ -555,15 +563,15 @@ static void server_side(struct fuzz_in *in)
             size_t len;
 
             if (r < 0) {
-                len = hlen - sizeof(struct msg_hello);
-                memcpy(buf, hello + sizeof(struct msg_hello), len);
+                len = hlen - sizeof(struct vchan__local_hello);
+                memcpy(buf, hello + sizeof(struct vchan__local_hello), len);
                 goto track;
             }
             if (fuzz_u8(in) & 1) {
                 len = fuzz_u8(in) % sizeof(buf);
                 fuzz_bytes(in, buf, len);
             } else {
-                uint32_t f[4] = {MAGIC_NOTICE, MSG_VERSION, 0, 20};
+                uint32_t f[4] = {VCHAN__LOCAL_MAGIC_NOTICE, VCHAN__LOCAL_MSG_VERSION, 0, 20};
                 uint8_t mask = fuzz_u8(in);
 
                 for (int b = 0; b < 4; b++) {
@@ -581,8 +589,9 @@ track:
             /* Which notices the server completes: every 16 bytes of the stream. */
             for (size_t i = 0; i < len; i++) {
                 ((uint8_t *)&notice)[sent_notice % sizeof(notice)] = buf[i];
-                if (++sent_notice % sizeof(notice) == 0 && notice.magic == MAGIC_NOTICE &&
-                    notice.version == MSG_VERSION && notice.ref == 0 &&
+                if (++sent_notice % sizeof(notice) == 0 &&
+                    notice.magic == VCHAN__LOCAL_MAGIC_NOTICE &&
+                    notice.version == VCHAN__LOCAL_MSG_VERSION && notice.ref == 0 &&
                     notice.offset < VCHAN__PAGE_SIZE) {
                     cleared = (long)notice.offset;
                 }
@@ -606,7 +615,7 @@ track:
     } else {
         /* Refused: the channel is still there for a proper client. */
         uint8_t good[16];
-        struct msg_hello h = {MAGIC_HELLO, MSG_VERSION, 0, 0};
+        struct vchan__local_hello h = {VCHAN__LOCAL_MAGIC_HELLO, VCHAN__LOCAL_MSG_VERSION, 0, 0};
 
         memcpy(good, &h, sizeof(h));
         fd = connect_to_server();

@@ -83,8 +83,8 @@ struct state {
 static int open_server(struct state *s, struct fuzz_in *in, uint8_t cfgb)
 {
     const size_t *sz = sizes[(cfgb >> 1) & 7];
-    struct vchan_config cfg = {
-        .domain = 1, .port = PORT, .read_size = sz[0], .write_size = sz[1], .nonblocking = true};
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 1, .port = PORT, .read_size = sz[0],
+                                                .write_size = sz[1], .nonblocking = true);
     static const uint32_t starts[8] = {
         0, 0xffffffffu - 50, 0x7ffffffdu, 0xfffff000u, 0xfffffc01u, 1, 0x80000000u, 0};
     uint32_t start = starts[(cfgb >> 4) & 7];
@@ -108,7 +108,8 @@ static int open_server(struct state *s, struct fuzz_in *in, uint8_t cfgb)
 /* The client connects; as a peer it may fail (the hostile hand spoilt the page first). */
 static void open_client(struct state *s)
 {
-    struct vchan_config cfg = {.domain = 0, .port = PORT, .nonblocking = true, .timeout_ms = 1};
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = 0, .port = PORT, .nonblocking = true, .timeout_ms = 1);
     int rc;
 
     s->peer_opened = true;

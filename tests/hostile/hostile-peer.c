@@ -188,15 +188,10 @@ static double connect_secs(void)
 
 static struct vchan_config config(char *errbuf, size_t len)
 {
-    struct vchan_config cfg = {
-        .domain = o.domain,
-        .port = o.port,
-        .nonblocking = true,
-        .timeout_ms = (int)(connect_secs() * 1000) + 1,
-        .log = log_cb,
-        .errbuf = errbuf,
-        .errbuf_len = len,
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = o.domain, .port = o.port, .nonblocking = true,
+                          .timeout_ms = (int)(connect_secs() * 1000) + 1, .log = log_cb,
+                          .errbuf = errbuf, .errbuf_len = len);
     return cfg;
 }
 

@@ -133,7 +133,8 @@ static void failf(struct churn *c, const char *fmt, ...)
 /* The server side of one connection with libvchan's API. */
 static int vchan_serve(struct churn *c, long i)
 {
-    struct vchan_config cfg = {.domain = 0, .port = "churn", .timeout_ms = TIMEOUT_MS};
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = 0, .port = "churn", .timeout_ms = TIMEOUT_MS);
     struct vchan *v = NULL;
     char buf[8];
     size_t n = 0;
@@ -157,7 +158,8 @@ static int vchan_serve(struct churn *c, long i)
 
 static int vchan_client(struct churn *c, long i)
 {
-    struct vchan_config cfg = {.domain = 0, .port = "churn", .timeout_ms = TIMEOUT_MS};
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = 0, .port = "churn", .timeout_ms = TIMEOUT_MS);
     struct vchan *v = NULL;
     char buf[4];
     int rc;

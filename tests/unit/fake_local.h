@@ -6,8 +6,10 @@
  * sending them with descriptors attached, and counting our descriptors for
  * leak checks.
  *
- * The message layouts mirror libvchan/platform/local.c's on purpose, as an
- * independent statement of the format: keep them in step with it.
+ * The messages are libvchan/platform/local_wire.h's, the platform's own
+ * definition. What a peer sees of them (sizes, offsets, magic numbers) is
+ * also stated here, independently, and checked when this compiles: a change
+ * to the wire format fails the tests' build instead of passing unnoticed.
  */
 #ifndef VCHAN_TESTS_FAKE_LOCAL_H
 #define VCHAN_TESTS_FAKE_LOCAL_H
@@ -16,24 +18,34 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MSG_VERSION 1u
-#define MAGIC_HELLO 0x6c6c6568u  /* "hell" */
-#define MAGIC_REPLY 0x796c7072u  /* "rply" */
-#define MAGIC_NOTICE 0x6563746eu /* "ntce" */
-#define NO_NOTIFY UINT32_MAX
+#include "libvchan/platform/local_wire.h"
 
-/* Client -> server, right after connect. */
-struct msg_hello {
-    uint32_t magic, version, client_domid, server_domid;
-};
-/* Server -> client: status 0 comes with [memfd, to-server, to-client] attached. */
-struct msg_reply {
-    uint32_t magic, version, status, ring_ref, evtchn, npages, notify_ref, notify_offset;
-};
-/* Client -> server after map: the byte to clear if the client vanishes. */
-struct msg_notice {
-    uint32_t magic, version, ref, offset;
-};
+/* Version 1 of the format, as on the wire: native-endian 32-bit words. */
+_Static_assert(VCHAN__LOCAL_MSG_VERSION == 1, "local wire: version");
+_Static_assert(VCHAN__LOCAL_MAGIC_HELLO == 0x6c6c6568u, "local wire: hello magic");
+_Static_assert(VCHAN__LOCAL_MAGIC_REPLY == 0x796c7072u, "local wire: reply magic");
+_Static_assert(VCHAN__LOCAL_MAGIC_NOTICE == 0x6563746eu, "local wire: notice magic");
+_Static_assert(VCHAN__LOCAL_NO_NOTIFY == 0xffffffffu, "local wire: no-notify value");
+_Static_assert(sizeof(struct vchan__local_hello) == 16 &&
+                   offsetof(struct vchan__local_hello, client_domid) == 8 &&
+                   offsetof(struct vchan__local_hello, server_domid) == 12,
+               "local wire: hello is magic, version, client domid, server domid");
+_Static_assert(sizeof(struct vchan__local_reply) == 32 &&
+                   offsetof(struct vchan__local_reply, status) == 8 &&
+                   offsetof(struct vchan__local_reply, ring_ref) == 12 &&
+                   offsetof(struct vchan__local_reply, evtchn) == 16 &&
+                   offsetof(struct vchan__local_reply, npages) == 20 &&
+                   offsetof(struct vchan__local_reply, notify_ref) == 24 &&
+                   offsetof(struct vchan__local_reply, notify_offset) == 28,
+               "local wire: reply is magic, version, status, ring-ref, evtchn, npages, notify "
+               "ref and offset");
+_Static_assert(sizeof(struct vchan__local_notice) == 16 &&
+                   offsetof(struct vchan__local_notice, ref) == 8 &&
+                   offsetof(struct vchan__local_notice, offset) == 12,
+               "local wire: notice is magic, version, ref, offset");
+_Static_assert(VCHAN__LOCAL_FD_MEM == 0 && VCHAN__LOCAL_FD_TO_SERVER == 1 &&
+                   VCHAN__LOCAL_FD_TO_CLIENT == 2 && VCHAN__LOCAL_NFDS == 3,
+               "local wire: a reply carries memfd, to-server and to-client eventfds");
 
 /* The most descriptors fake_send_fds attaches. */
 #define FAKE_MAX_FDS 8

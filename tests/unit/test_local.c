@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 
 #include "libvchan/platform/hosted.h"
+#include "libvchan/platform/local_dir.h"
 #include "tests/unit/fake_local.h"
 #include "tests/unit/unit.h"
 
@@ -71,14 +72,9 @@ static void env_teardown(void)
 
 static struct vchan_config config(const char *port, int domain, int timeout_ms)
 {
-    struct vchan_config cfg = {
-        .domain = domain,
-        .port = port,
-        .platform = "local",
-        .timeout_ms = timeout_ms,
-        .errbuf = errbuf,
-        .errbuf_len = sizeof(errbuf),
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = domain, .port = port, .platform = "local",
+                          .timeout_ms = timeout_ms, .errbuf = errbuf, .errbuf_len = sizeof(errbuf));
     return cfg;
 }
 
@@ -269,7 +265,7 @@ static int idle_server(const void *arg)
 /* ------------------------------------------------- the handshake, raw */
 
 /* Read a reply, closing any descriptors that come with it; returns their count or -1. */
-static int recv_reply_raw(int fd, struct msg_reply *r)
+static int recv_reply_raw(int fd, struct vchan__local_reply *r)
 {
     union {
         char buf[CMSG_SPACE(8 * sizeof(int))];
@@ -364,8 +360,9 @@ static int fake_server(const void *arg)
 {
     const struct fake *f = arg;
     char path[160];
-    struct msg_hello h;
-    struct msg_reply r = {MAGIC_REPLY, MSG_VERSION, 0, 0, 1, 2, UINT32_MAX, UINT32_MAX};
+    struct vchan__local_hello h;
+    struct vchan__local_reply r = {
+        VCHAN__LOCAL_MAGIC_REPLY, VCHAN__LOCAL_MSG_VERSION, 0, 0, 1, 2, UINT32_MAX, UINT32_MAX};
     int ls, c, fds[4], nfds = 3, mem;
     uint8_t *page;
     char drain[16];
@@ -375,7 +372,7 @@ static int fake_server(const void *arg)
     CHILD_CHECK((ls = listen_at(path)) >= 0);
     CHILD_CHECK((c = accept(ls, NULL, NULL)) >= 0);
     CHILD_CHECK(recv(c, &h, sizeof(h), MSG_WAITALL) == sizeof(h));
-    CHILD_CHECK(h.magic == MAGIC_HELLO && h.version == MSG_VERSION);
+    CHILD_CHECK(h.magic == VCHAN__LOCAL_MAGIC_HELLO && h.version == VCHAN__LOCAL_MSG_VERSION);
 
     mem = memfd_create("fake", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     CHILD_CHECK(mem >= 0 && ftruncate(mem, 2 * 4096) == 0);
@@ -904,6 +901,87 @@ static void test_local_dir_insecure_refused(void)
     }
 }
 
+/* vchan_platform_select: the decision libvchan's opens and libconduit share. */
+/* The hosted opens: no config is EINVAL, and *out is NULL on every failure. */
+static void test_local_open_without_config(void)
+{
+    struct vchan *v = (struct vchan *)&v;
+
+    UNIT_EQ(vchan_server_open(&v, NULL), -VCHAN_EINVAL);
+    CU_ASSERT_PTR_NULL(v);
+    v = (struct vchan *)&v;
+    UNIT_EQ(vchan_client_open(&v, NULL), -VCHAN_EINVAL);
+    CU_ASSERT_PTR_NULL(v);
+    UNIT_EQ(vchan_client_open(NULL, NULL), -VCHAN_EINVAL);
+}
+
+/* vchan__local_path: the one spelling of a socket's name, for both libraries. */
+static void test_local_socket_path(void)
+{
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)], msg[VCHAN__LOCAL_MSG_MAX];
+
+    UNIT_EQ(vchan__local_path(path, sizeof(path), "/run/v", 0, 7, "data", msg), 0);
+    CU_ASSERT_STRING_EQUAL(path, "/run/v/0.7.data");
+    UNIT_EQ(vchan__local_path(path, sizeof(path), "/run/v", 32751, VCHAN__LOCAL_ACCEPT, "p-1", msg),
+            0);
+    CU_ASSERT_STRING_EQUAL(path, "/run/v/32751.accept.p-1");
+    /* 16 bytes hold 15 characters: "/d/12.3.abcdefg" fits, one more does not. */
+    UNIT_EQ(vchan__local_path(path, 16, "/d", 12, 3, "abcdefg", msg), 0);
+    UNIT_EQ(vchan__local_path(path, 16, "/d", 12, 3, "abcdefgh", msg), -VCHAN_EINVAL);
+    CU_ASSERT_STRING_EQUAL(msg,
+                           "vchan socket path /d/12.3.abcdefgh too long (16 bytes, at most 15)");
+}
+
+static void test_local_platform_select(void)
+{
+    const char *saved = getenv("VCHAN_PLATFORM");
+    char copy[64] = "", err[160];
+    const char *name = "x";
+    int fd = open("/dev/xen/evtchn", O_RDWR | O_CLOEXEC);
+#ifdef HAVE_XEN
+    const char *detected = fd >= 0 ? "xen" : "local";
+#else
+    const char *detected = "local";
+#endif
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (saved) {
+        snprintf(copy, sizeof(copy), "%s", saved);
+    }
+    UNIT_EQ(vchan_platform_select("local", NULL, NULL, 0), -VCHAN_EINVAL);
+    UNIT_EQ(vchan_platform_select("local", &name, NULL, 0), 0);
+    CU_ASSERT_STRING_EQUAL(name, "local");
+    setenv("VCHAN_PLATFORM", "local", 1);
+    UNIT_EQ(vchan_platform_select(NULL, &name, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(name, "local");
+    /* An explicit name wins over the environment; "" is detection, ignoring it. */
+    setenv("VCHAN_PLATFORM", "bogus", 1);
+    UNIT_EQ(vchan_platform_select("local", &name, err, sizeof(err)), 0);
+    UNIT_EQ(vchan_platform_select("", &name, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(name, detected);
+    err[0] = '\0';
+    UNIT_EQ(vchan_platform_select(NULL, &name, err, sizeof(err)), -VCHAN_EINVAL);
+    CU_ASSERT_PTR_NULL(name);
+    CU_ASSERT_STRING_EQUAL(err,
+                           "unknown platform 'bogus' in VCHAN_PLATFORM (expected xen or local)");
+    UNIT_EQ(vchan_platform_select("qubes", &name, err, sizeof(err)), -VCHAN_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err, "unknown platform 'qubes' (expected xen or local)");
+#ifdef HAVE_XEN
+    UNIT_EQ(vchan_platform_select("xen", &name, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(name, "xen");
+#else
+    UNIT_EQ(vchan_platform_select("xen", &name, err, sizeof(err)), -VCHAN_ENOSYS);
+#endif
+    unsetenv("VCHAN_PLATFORM");
+    UNIT_EQ(vchan_platform_select(NULL, &name, NULL, 0), 0);
+    CU_ASSERT_STRING_EQUAL(name, detected);
+    if (saved) {
+        setenv("VCHAN_PLATFORM", copy, 1);
+    }
+}
+
 static void test_local_path_too_long(void)
 {
     char port[VCHAN_PORT_MAX + 1];
@@ -1167,10 +1245,11 @@ static int ops_client(const void *arg)
 static int hostile_clients(const void *arg)
 {
     char path[160];
-    struct msg_hello bad = {MAGIC_HELLO ^ 1, MSG_VERSION, 0, 0};
-    struct msg_hello good = {MAGIC_HELLO, MSG_VERSION, 0, 0};
-    struct msg_notice lie = {MAGIC_NOTICE, MSG_VERSION, 1, 0}; /* a ring page, not ours */
-    struct msg_reply r;
+    struct vchan__local_hello bad = {VCHAN__LOCAL_MAGIC_HELLO ^ 1, VCHAN__LOCAL_MSG_VERSION, 0, 0};
+    struct vchan__local_hello good = {VCHAN__LOCAL_MAGIC_HELLO, VCHAN__LOCAL_MSG_VERSION, 0, 0};
+    struct vchan__local_notice lie = {VCHAN__LOCAL_MAGIC_NOTICE, VCHAN__LOCAL_MSG_VERSION, 1,
+                                      0}; /* a ring page, not ours */
+    struct vchan__local_reply r;
     char junk[100];
     int fd;
 
@@ -1346,8 +1425,8 @@ static bool socket_opened(const char *path)
 static int foreign_raw_client(const void *arg)
 {
     const struct as_user *u = arg;
-    struct msg_hello h = {MAGIC_HELLO, MSG_VERSION, 0, 0};
-    struct msg_reply r;
+    struct vchan__local_hello h = {VCHAN__LOCAL_MAGIC_HELLO, VCHAN__LOCAL_MSG_VERSION, 0, 0};
+    struct vchan__local_reply r;
     union {
         char buf[CMSG_SPACE(4 * sizeof(int))];
         struct cmsghdr align;
@@ -1365,7 +1444,7 @@ static int foreign_raw_client(const void *arg)
     /* The refusal may come before the hello is even sent: then the send fails. */
     (void)send(fd, &h, sizeof(h), MSG_NOSIGNAL);
     CHILD_CHECK(recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC) == sizeof(r));
-    CHILD_CHECK(r.magic == MAGIC_REPLY && r.status == VCHAN_EPERM);
+    CHILD_CHECK(r.magic == VCHAN__LOCAL_MAGIC_REPLY && r.status == VCHAN_EPERM);
     CHILD_CHECK(CMSG_FIRSTHDR(&msg) == NULL);
     close(fd);
     return 0;
@@ -1448,6 +1527,9 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_local_dir_created_private),
     UNIT_TEST(test_local_dir_resolution),
     UNIT_TEST(test_local_dir_insecure_refused),
+    UNIT_TEST(test_local_open_without_config),
+    UNIT_TEST(test_local_socket_path),
+    UNIT_TEST(test_local_platform_select),
     UNIT_TEST(test_local_path_too_long),
     UNIT_TEST(test_local_already_published),
     UNIT_TEST(test_local_stale_socket_replaced),

@@ -49,26 +49,19 @@ static void next_port(char *buf, size_t len)
 static bool server_open(struct pair *p, const char *port, size_t read_size, size_t write_size,
                         bool nonblocking, int timeout_ms)
 {
-    struct vchan_config cfg = {
-        .domain = 1,
-        .port = port,
-        .read_size = read_size,
-        .write_size = write_size,
-        .nonblocking = nonblocking,
-        .timeout_ms = timeout_ms,
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = 1, .port = port, .read_size = read_size,
+                          .write_size = write_size, .nonblocking = nonblocking,
+                          .timeout_ms = timeout_ms);
 
     return RC(vchan__server_open(&p->srv, &loop_platform, &cfg), 0);
 }
 
 static bool client_open(struct pair *p, const char *port, bool nonblocking, int timeout_ms)
 {
-    struct vchan_config cfg = {
-        .domain = 0,
-        .port = port,
-        .nonblocking = nonblocking,
-        .timeout_ms = timeout_ms,
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = 0, .port = port, .nonblocking = nonblocking,
+                          .timeout_ms = timeout_ms);
 
     return RC(vchan__client_open(&p->cli, &loop_platform, &cfg), 0);
 }
@@ -773,10 +766,14 @@ static void test_ring_timeouts(void)
     /* A timeout is not a broken channel. */
     RC(vchan_send(p.srv, buf, 5), 0);
     RC(vchan_recv(p.cli, buf, 5), 0);
+    /* A negative timeout is refused and changes nothing (as in vchan_config). */
+    RC(vchan_set_timeout(p.cli, -5), -VCHAN_EINVAL);
+    RC(vchan_set_timeout(p.cli, INT_MIN), -VCHAN_EINVAL);
+    RC(vchan_recv(p.cli, buf, 1), -VCHAN_ETIMEDOUT);
     /* No timeout set: a non-blocking handle never waits. */
     loop_events_take(p.cli);
-    vchan_set_timeout(p.cli, -5);
-    vchan_set_nonblocking(p.cli, true);
+    RC(vchan_set_timeout(p.cli, 0), 0);
+    RC(vchan_set_nonblocking(p.cli, true), 0);
     t0 = now_ms();
     RC(vchan_read(p.cli, buf, 10, &n), -VCHAN_EAGAIN);
     RC(vchan_wait(p.cli), -VCHAN_EAGAIN);
@@ -1970,12 +1967,21 @@ static void test_ring_null_arguments(void)
     struct pair p;
     size_t n;
 
+    /* Counts are set on every return, also when the handle is missing. */
+    n = 7;
     RC(vchan_read(NULL, buf, 1, &n), -VCHAN_EINVAL);
+    UNIT_EQ(n, 0);
+    n = 7;
     RC(vchan_write(NULL, buf, 1, &n), -VCHAN_EINVAL);
+    UNIT_EQ(n, 0);
     RC(vchan_send(NULL, buf, 1), -VCHAN_EINVAL);
     RC(vchan_recv(NULL, buf, 1), -VCHAN_EINVAL);
+    n = 7;
     RC(vchan_data_ready(NULL, &n), -VCHAN_EINVAL);
+    UNIT_EQ(n, 0);
+    n = 7;
     RC(vchan_buffer_space(NULL, &n), -VCHAN_EINVAL);
+    UNIT_EQ(n, 0);
     RC(vchan_wait(NULL), -VCHAN_EINVAL);
     RC(vchan_wait_connected(NULL), -VCHAN_EINVAL);
     RC(vchan_fd(NULL), -VCHAN_EINVAL);
@@ -1985,8 +1991,8 @@ static void test_ring_null_arguments(void)
     CU_ASSERT_STRING_EQUAL(vchan_platform_name(NULL), "");
     CU_ASSERT_STRING_EQUAL(vchan_last_error(NULL), "");
     vchan_close(NULL);
-    vchan_set_timeout(NULL, 5);
-    vchan_set_nonblocking(NULL, true);
+    RC(vchan_set_timeout(NULL, 5), -VCHAN_EINVAL);
+    RC(vchan_set_nonblocking(NULL, true), -VCHAN_EINVAL);
     if (!pair_open(&p, 0, 0, true, 0)) {
         goto out;
     }

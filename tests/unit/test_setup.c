@@ -31,7 +31,8 @@ static void next_port(char *buf, size_t len)
 
 static struct vchan_config server_cfg(const char *port, size_t rd, size_t wr)
 {
-    struct vchan_config cfg = { .domain = 1, .port = port, .read_size = rd, .write_size = wr };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = 1, .port = port, .read_size = rd, .write_size = wr);
 
     cfg.nonblocking = true;
     return cfg;
@@ -39,7 +40,7 @@ static struct vchan_config server_cfg(const char *port, size_t rd, size_t wr)
 
 static struct vchan_config client_cfg(const char *port)
 {
-    struct vchan_config cfg = { .domain = 0, .port = port, .nonblocking = true };
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 0, .port = port, .nonblocking = true);
 
     return cfg;
 }
@@ -356,7 +357,7 @@ static uint8_t *synth_ring(struct synth *s, unsigned order, uint32_t *grants, si
 
 static bool synth_open(struct synth *s, const char *port, unsigned lorder, unsigned rorder)
 {
-    struct vchan_config cfg = { .domain = 1, .port = port };
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = 1, .port = port);
     uint32_t evtchn, ring_ref;
     void *page;
 
@@ -525,15 +526,11 @@ static void test_setup_config_validation(void)
     for (size_t i = 0; i < UNIT_ARRAY_LEN(cases); i++) {
         for (int server = 0; server < 2; server++) {
             char err[128] = "untouched";
-            struct vchan_config cfg = {
-                .domain = cases[i].domain,
-                .port = cases[i].port,
-                .read_size = cases[i].rd,
-                .write_size = cases[i].wr,
-                .timeout_ms = cases[i].timeout,
-                .errbuf = err,
-                .errbuf_len = sizeof(err),
-            };
+            struct vchan_config cfg =
+                VCHAN_CONFIG_INIT(.domain = cases[i].domain, .port = cases[i].port,
+                                  .read_size = cases[i].rd, .write_size = cases[i].wr,
+                                  .timeout_ms = cases[i].timeout, .errbuf = err,
+                                  .errbuf_len = sizeof(err));
             struct vchan *v = (struct vchan *)&cfg;
             int rc = server ? vchan__server_open(&v, &loop_platform, &cfg)
                             : vchan__client_open(&v, &loop_platform, &cfg);
@@ -577,7 +574,7 @@ static void test_setup_config_validation(void)
 /* The error buffer: always terminated, truncated to fit, optional. */
 static void test_setup_errbuf_truncation(void)
 {
-    struct vchan_config cfg = { .domain = -1, .port = "p" };
+    struct vchan_config cfg = VCHAN_CONFIG_INIT(.domain = -1, .port = "p");
     struct vchan *v;
     char err[8];
 
@@ -922,6 +919,68 @@ static void test_setup_unmap_notify_on_own_live_byte(void)
     }
 }
 
+/* struct_size: unset is refused with a message, a newer caller's zero tail is fine, a set one not. */
+static void test_setup_config_versioned(void)
+{
+    struct {
+        struct vchan_config cfg;
+        unsigned char newer[16]; /* fields a newer vchan.h would have appended */
+    } big;
+    struct vchan_config cfg, ccfg;
+    struct vchan *srv = NULL, *cli = NULL;
+    char port[32], err[128];
+
+    next_port(port, sizeof(port));
+    /* Zeroed only: refused, saying what to do. */
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.port = port;
+    cfg.errbuf = err;
+    cfg.errbuf_len = sizeof(err);
+    err[0] = '\0';
+    RC(vchan__server_open(&srv, &loop_platform, &cfg), -VCHAN_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err, "struct vchan_config not initialised: use VCHAN_CONFIG_INIT");
+    CU_ASSERT_PTR_NULL(srv);
+    err[0] = '\0';
+    RC(vchan__client_open(&cli, &loop_platform, &cfg), -VCHAN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "VCHAN_CONFIG_INIT"));
+    /* Too small, or garbage: refused, and the rest of the struct is not trusted. */
+    strcpy(err, "untouched");
+    cfg.struct_size = sizeof(cfg) - 1;
+    RC(vchan__server_open(&srv, &loop_platform, &cfg), -VCHAN_EINVAL);
+    cfg.struct_size = (size_t)-1;
+    RC(vchan__server_open(&srv, &loop_platform, &cfg), -VCHAN_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err, "untouched");
+    /* vchan_config_init: the same as VCHAN_CONFIG_INIT(). */
+    memset(&cfg, 0xa5, sizeof(cfg));
+    vchan_config_init(&cfg);
+    vchan_config_init(NULL);
+    {
+        struct vchan_config want = VCHAN_CONFIG_INIT();
+        CU_ASSERT_EQUAL(memcmp(&cfg, &want, sizeof(cfg)), 0);
+        UNIT_EQ(cfg.struct_size, sizeof(cfg));
+    }
+    /* A newer caller with its new fields left zero: accepted. */
+    memset(&big, 0, sizeof(big));
+    big.cfg = server_cfg(port, 0, 0);
+    big.cfg.struct_size = sizeof(big);
+    big.cfg.errbuf = err;
+    big.cfg.errbuf_len = sizeof(err);
+    ccfg = client_cfg(port);
+    if (RC(vchan__server_open(&srv, &loop_platform, &big.cfg), 0)) {
+        RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0);
+    }
+    vchan_close(cli);
+    vchan_close(srv);
+    cli = srv = NULL;
+    /* ... but one it set cannot be honoured: refused. */
+    big.newer[sizeof(big.newer) - 1] = 1;
+    err[0] = '\0';
+    RC(vchan__server_open(&srv, &loop_platform, &big.cfg), -VCHAN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "newer vchan.h"));
+    CU_ASSERT_PTR_NULL(srv);
+    all_released();
+}
+
 static const struct unit_test tests[] = {
     UNIT_TEST(test_setup_server_page_fields),
     UNIT_TEST(test_setup_client_connect_fields),
@@ -931,6 +990,7 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_setup_ocaml_vchan_server_page),
     UNIT_TEST(test_setup_config_validation),
     UNIT_TEST(test_setup_errbuf_truncation),
+    UNIT_TEST(test_setup_config_versioned),
     UNIT_TEST(test_setup_config_flags_applied),
     UNIT_TEST(test_setup_server_failures_clean_up),
     UNIT_TEST(test_setup_client_failures_clean_up),

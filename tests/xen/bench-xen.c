@@ -701,17 +701,11 @@ static void open_ours(const struct options *o, struct conn *c)
     char err[256] = "", port[32], spin[16];
     /* BENCH_XEN_PLATFORM=local: try the program out on one host, without Xen. */
     const char *plat = getenv("BENCH_XEN_PLATFORM");
-    struct vchan_config cfg = {
-        .domain = o->peer,
-        .port = port,
-        .read_size = o->ring,
-        .write_size = o->ring,
-        .timeout_ms = o->connect_s * 1000,
-        .platform = plat ? plat : "xen",
-        .log = chan_log,
-        .errbuf = err,
-        .errbuf_len = sizeof err,
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.domain = o->peer, .port = port, .read_size = o->ring,
+                          .write_size = o->ring, .timeout_ms = o->connect_s * 1000,
+                          .platform = plat ? plat : "xen", .log = chan_log, .errbuf = err,
+                          .errbuf_len = sizeof err);
     int rc;
 
     snprintf(port, sizeof port, "bench-%s", kind_name[c->kind]);

@@ -232,13 +232,9 @@ static int check(uint64_t seed, uint64_t total)
 static int api_recv(uint64_t seed, uint64_t total, char **argv)
 {
     char err[256] = "";
-    struct vchan_config cfg = {
-        .port = argv[1],
-        .timeout_ms = atoi(argv[2]),
-        .log = chan_log,
-        .errbuf = err,
-        .errbuf_len = sizeof(err),
-    };
+    struct vchan_config cfg =
+        VCHAN_CONFIG_INIT(.port = argv[1], .timeout_ms = atoi(argv[2]), .log = chan_log,
+                          .errbuf = err, .errbuf_len = sizeof(err));
     double t0 = now();
     int rc;
 
