@@ -71,6 +71,8 @@ if command -v openssl >/dev/null; then
         "tls://localhost:$port?ca=$tmp/c.pem"
     echo_case "echo example, tls+vchan" "tls+vchan://*/techo?cert=$tmp/c.pem&key=$tmp/k.pem" \
         "tls+vchan://0/techo?ca=$tmp/c.pem&servername=localhost"
+else
+    skip_case "echo example, tls and tls+vchan: openssl not found (apt-get install openssl)"
 fi
 
 # A server of another domain id: clients address it by its id.

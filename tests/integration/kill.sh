@@ -18,10 +18,8 @@ set -u
 NAME=kill
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-if ! command -v openssl > /dev/null; then
-    echo "FAIL: openssl not found: it makes the test streams (apt-get install openssl)" >&2
-    exit 1
-fi
+# openssl makes the test streams.
+need_cmd openssl openssl
 
 seed=${TEST_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$seed

@@ -7,7 +7,10 @@
 # bookkeeping, free loopback ports, waiting for a listener or a file.
 # Source it after setting NAME. Every process the tests start runs under
 # `timeout`; at exit, those in $pids and those whose own pid is in
-# $tmp/*.pid are killed.
+# $tmp/*.pid are killed. Skips follow tests/skip.sh (sourced here).
+
+# shellcheck source=tests/skip.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../skip.sh"
 
 builddir=${top_builddir:-.}
 CAT=$builddir/dom0/vchan-cat
@@ -45,7 +48,11 @@ unset VCHAN_DOMID
 LIMIT=(timeout -k 5 40)
 
 failures=0
-pass() { echo "PASS: $*"; }
+passes=0
+pass() {
+    echo "PASS: $*"
+    passes=$((passes + 1))
+}
 fail() {
     echo "FAIL: $*"
     failures=$((failures + 1))
@@ -118,11 +125,17 @@ wait_file() {
     return 1
 }
 
+# finish: exit 1 if a case failed, 77 if every case was skipped (skip.sh), else 0.
 finish() {
     if [ "$failures" -gt 0 ]; then
+        skip_summary
         echo "$NAME.sh: $failures case(s) FAILED"
         exit 1
     fi
-    echo "$NAME.sh: all cases passed"
-    exit 0
+    if [ "$skipped_cases" -gt 0 ]; then
+        echo "$NAME.sh: $passes case(s) passed"
+    else
+        echo "$NAME.sh: all $passes cases passed"
+    fi
+    skip_exit "$passes"
 }

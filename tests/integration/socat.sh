@@ -13,10 +13,7 @@ NAME=socat
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if ! command -v socat >/dev/null; then
-    echo "SKIP: socat not found"
-    exit 77
-fi
+need_cmd socat socat
 
 head -c 2000000 /dev/urandom > "$tmp/data"
 head -c 700000 /dev/urandom > "$tmp/back"
@@ -47,7 +44,7 @@ check() {
 # serve URI SOCAT_ADDRESS_WITH_PORT_PLACEHOLDER
 for fam in 4 6; do
     if [ "$fam" = 6 ] && ! grep -q . /proc/net/if_inet6 2>/dev/null; then
-        echo "SKIP: no IPv6 here"
+        skip_case "vchan-cat -l tcp://[::1], socat connects: no IPv6 here"
         continue
     fi
     host=127.0.0.1 shost=127.0.0.1 sfam=TCP4

@@ -16,10 +16,7 @@ NAME=tls
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if ! command -v openssl >/dev/null; then
-    echo "SKIP: openssl not found"
-    exit 77
-fi
+need_cmd openssl openssl
 
 # ---------------------------------------------------------------- certificates
 C=$tmp/certs

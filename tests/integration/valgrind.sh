@@ -13,20 +13,19 @@
 # Environment: top_builddir (default .), VALGRIND_BYTES.
 set -u
 
+NAME=valgrind
+# shellcheck source=tests/skip.sh
+. "$(dirname "$0")/../skip.sh"
 builddir=${top_builddir:-.}
 CAT=$builddir/dom0/vchan-cat
-if ! command -v valgrind > /dev/null; then
-    echo "SKIP: valgrind not installed (apt-get install valgrind)"
-    exit 77
-fi
+need_cmd valgrind valgrind
 if [ ! -x "$CAT" ]; then
     echo "FAIL: $CAT not found: build it first (make)" >&2
     exit 1
 fi
 for lib in "$builddir"/.libs/libvchan.so "$builddir"/.libs/libconduit.so; do
     if [ -f "$lib" ] && grep -aqE '__(asan|tsan|msan)_init' "$lib"; then
-        echo "SKIP: $lib is built with a sanitizer; valgrind cannot run it"
-        exit 77
+        skip "$lib is built with a sanitizer; valgrind cannot run it"
     fi
 done
 # libtool's wrapper script would be what valgrind runs: run the program itself.

@@ -16,10 +16,10 @@ model=${model:-$here}/notify.pml
 CC=${CC:-cc}
 CC=${CC%% *} # the compiler alone: no instrumentation for pan
 
-if ! command -v spin > /dev/null; then
-    echo "SKIP: spin not installed (apt-get install spin)"
-    exit 77
-fi
+NAME=model
+# shellcheck source=tests/skip.sh
+. "$here/../skip.sh"
+need_cmd spin spin
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/notify-model.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 cp "$model" "$tmp/notify.pml"

@@ -579,8 +579,7 @@ static void test_conduit_tcp6_roundtrip(void)
     unsigned port = free_port(AF_INET6);
 
     if (port == 0) {
-        printf("(no IPv6 loopback: skipped) ");
-        return;
+        UNIT_SKIP("no IPv6 loopback here");
     }
     snprintf(l, sizeof(l), "tcp://[::1]:%u", port);
     echo_test(l, l, 1, 100000);

@@ -870,7 +870,7 @@ static void test_local_dir_insecure_refused(void)
             break;
         case D_OWNER:
             if (geteuid() != 0) {
-                printf("(owner case skipped: not root) ");
+                UNIT_SKIP_CASE("a directory of another owner: needs root");
                 env_teardown();
                 continue;
             }
@@ -1475,8 +1475,7 @@ static void test_local_foreign_uid_refused(void)
     pid_t ps, pc;
 
     if (geteuid() != 0) {
-        printf("(skipped: needs root) ");
-        return;
+        UNIT_SKIP("needs root (runs servers and clients as other uids)");
     }
     env_setup();
     CU_ASSERT_EQUAL(chmod(base, 0755), 0);

@@ -14,6 +14,14 @@
  *
  * SIGPIPE is ignored, so a vanished peer shows up as EPIPE, not a death.
  *
+ * Skips (tests/README.md, "Skipped tests"): a test that cannot run here
+ * (not root, no IPv6, no Xen headers) calls UNIT_SKIP("why"), which
+ * records it and returns from the test; one case of a table that cannot
+ * run calls UNIT_SKIP_CASE("why") and goes on. CUnit 2.1 has no skip, so
+ * the runner counts them itself: each is printed as "SKIPPED: ..." where
+ * it happens and again in the summary, and a program whose every test
+ * was skipped exits 77, automake's SKIP. Never return early as if passed.
+ *
  * Also here: UNIT_EQ / UNIT_EQ_NAMED (assertions that print both values),
  * a seeded xorshift64* generator (unit_rng), and reproducible byte streams
  * (unit_pattern_fill / unit_pattern_check) whose content depends only on
@@ -30,6 +38,7 @@
 
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +70,59 @@ struct unit_test {
 
 static uint64_t unit_seed_value UNIT__UNUSED = UNIT_DEFAULT_SEED;
 static unsigned unit_timeout_s UNIT__UNUSED = 60;
+
+/* ----------------------------------------------------------------- skips */
+
+#define UNIT_SKIP_KEPT 32
+
+struct unit_skips {
+    unsigned tests;  /* whole tests skipped */
+    unsigned cases;  /* cases inside a test that ran */
+    unsigned kept;
+    char why[UNIT_SKIP_KEPT][200];
+    const void *last_test; /* the CUnit test last counted as skipped */
+};
+
+static struct unit_skips unit_skips UNIT__UNUSED;
+
+static inline void unit_skip_note(bool whole, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static inline void unit_skip_note(bool whole, const char *fmt, ...)
+{
+    CU_pTest t = CU_get_current_test();
+    const char *name = t && t->pName ? t->pName : "?";
+    char why[160];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    printf("SKIPPED%s: %s ", whole ? "" : " (one case)", why);
+    fflush(stdout);
+    if (whole) {
+        if (unit_skips.last_test != (const void *)t) {
+            unit_skips.tests++;
+            unit_skips.last_test = t;
+        }
+    } else {
+        unit_skips.cases++;
+    }
+    if (unit_skips.kept < UNIT_SKIP_KEPT) {
+        snprintf(unit_skips.why[unit_skips.kept++], sizeof(unit_skips.why[0]), "%s%s: %s",
+                 name, whole ? "" : " (one case)", why);
+    }
+}
+
+/* The whole test cannot run here: count it and return from the test. */
+#define UNIT_SKIP(...)                                                         \
+    do {                                                                       \
+        unit_skip_note(true, __VA_ARGS__);                                     \
+        return;                                                                \
+    } while (0)
+
+/* One case of the test cannot run here: count it, the test goes on. */
+#define UNIT_SKIP_CASE(...) unit_skip_note(false, __VA_ARGS__)
 
 /* ------------------------------------------------------------ assertions */
 
@@ -274,13 +336,24 @@ static inline int unit_run(const char *suite_name, const struct unit_test *tests
         goto cunit_error;
     }
     failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    if (unit_skips.tests || unit_skips.cases) {
+        printf("\n%s: %u of %d test(s) SKIPPED, %u case(s) SKIPPED:\n", suite_name,
+               unit_skips.tests, added, unit_skips.cases);
+        for (unsigned i = 0; i < unit_skips.kept; i++) {
+            printf("    %s\n", unit_skips.why[i]);
+        }
+    }
     if (failed) {
         printf("\n%s: FAILED (seed 0x%016" PRIx64 ": UNIT_SEED=0x%016" PRIx64
                " repeats this run)\n",
                suite_name, unit_seed_value, unit_seed_value);
     }
     CU_cleanup_registry();
-    return failed ? 1 : 0;
+    if (failed) {
+        return 1;
+    }
+    /* Nothing ran: automake's SKIP, not a PASS. */
+    return unit_skips.tests == (unsigned)added ? 77 : 0;
 
 cunit_error:
     fprintf(stderr, "%s: CUnit: %s\n", suite_name, CU_get_error_msg());
