@@ -16,7 +16,8 @@
 # (xenvchan-peer) in both roles and against Xen's vchan-socket-proxy; a
 # client started before its server; a client with no server (-w); the
 # rendezvous' xenstore permissions and its removal on close; malformed
-# xenstore values; a receiver killed mid-transfer; a hostile domU peer
+# xenstore values; a receiver killed mid-transfer; vchan-cat --list, --stat
+# and --watch on a stopped reader (debug); a hostile domU peer
 # (tests/hostile/hostile-peer) against dom0's vchan-cat in both roles; and,
 # last, `xl destroy` of the domU mid-transfer in both directions at once,
 # with a `-k` listener that must not publish again for the dead domain.
@@ -901,6 +902,69 @@ step_destroy() {
     fi
 }
 
+# vchan-cat as the debugger (--list, --stat) on a stopped reader: dom0
+# serves and never reads; the domU's client fills the ring. The domU, the
+# grantee, maps the page and sees "writer waiting for space"; dom0 lists the
+# channel with its ring-ref and, not being the grantee, is told so by --stat.
+step_debug() {
+    xt_begin debug || return 0
+    if dom0; then
+        rm -f /tmp/xt-dbg-in /tmp/xt-dbg-out
+        mkfifo /tmp/xt-dbg-in /tmp/xt-dbg-out
+        exec 7<>/tmp/xt-dbg-in 8<>/tmp/xt-dbg-out
+        timeout "$XT_STEP" vchan-cat -l "vchan://$XT_PEER/debug" <&7 >&8 2>/tmp/xt-err-debug &
+        _srv=$!
+        vx_wait_key "$S0/debug/ring-ref" 30 >/dev/null
+        xt_mark ready-debug
+        xt_await filled-debug >/dev/null
+        vchan-cat --list --json >/tmp/xt-dbg-list 2>&1
+        if grep -q "\"server\": 0, .*\"client\": $XT_DOMU, .*\"port\": \"debug\", .*\"ring_ref\": [1-9]" \
+            /tmp/xt-dbg-list; then
+            vx_pass "debug: dom0's --list shows the channel with its ring-ref"
+        else
+            vx_fail "debug: dom0's --list: $(head -c 400 /tmp/xt-dbg-list)"
+        fi
+        vchan-cat --stat "0/$XT_DOMU/debug" >/tmp/xt-dbg-stat 2>&1
+        _rc=$?
+        if [ "$_rc" = 1 ] && grep -q "granted to domain $XT_DOMU only" /tmp/xt-dbg-stat; then
+            vx_pass "debug: dom0's --stat says the page is the client's: $(head -c 200 /tmp/xt-dbg-stat)"
+        else
+            vx_fail "debug: dom0's --stat exit $_rc: $(head -c 300 /tmp/xt-dbg-stat)"
+        fi
+        xt_mark checked-debug
+        xt_await done-debug >/dev/null
+        kill "$_srv" 2>/dev/null
+        wait "$_srv" 2>/dev/null
+        exec 7>&- 8>&-
+    else
+        xt_await ready-debug >/dev/null
+        timeout "$XT_STEP" vchan-cat -w "$XT_W" vchan://0/debug </dev/zero >/dev/null \
+            2>/tmp/xt-err-debugc &
+        _cli=$!
+        sleep 3
+        vchan-cat --stat vchan://0/debug >/tmp/xt-dbg-stat 2>&1
+        _rc=$?
+        sed 's/^/    /' /tmp/xt-dbg-stat
+        if [ "$_rc" = 0 ] && grep -q "verdict: writer waiting for space" /tmp/xt-dbg-stat &&
+            grep -q "left (client -> server): .* (100%)" /tmp/xt-dbg-stat; then
+            vx_pass "debug: the client's --stat: ring full, writer waiting for space"
+        else
+            vx_fail "debug: the client's --stat exit $_rc: $(head -c 400 /tmp/xt-dbg-stat)"
+        fi
+        timeout 5 vchan-cat --watch vchan://0/debug --json >/tmp/xt-dbg-watch 2>&1
+        if [ "$(grep -c '"verdict": "writer waiting for space"' /tmp/xt-dbg-watch)" -ge 2 ]; then
+            vx_pass "debug: --watch repeats the snapshot"
+        else
+            vx_fail "debug: --watch: $(head -c 300 /tmp/xt-dbg-watch)"
+        fi
+        xt_mark filled-debug
+        xt_await checked-debug >/dev/null
+        kill "$_cli" 2>/dev/null
+        wait "$_cli" 2>/dev/null
+        xt_mark done-debug
+    fi
+}
+
 # Most important first: when time runs short, dom0 skips from the end of
 # this list (destroy always runs).
 step_setup
@@ -914,6 +978,7 @@ step_no_server
 step_perms
 step_kill_receiver
 step_bad_xenstore
+step_debug
 step_socket_proxy
 step_libxenvchan_more
 step_destroy
