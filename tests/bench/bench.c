@@ -1483,6 +1483,30 @@ static void print_table(void)
         printf("| %-26s | %12s | %12s | %12s | %8s |\n", contenders[ci].name, col[0], col[1],
                col[2], o);
     }
+
+    printf("\nCPU seconds per GB moved, each side (A sends, B receives), from the medians"
+           " above:\n\n");
+    printf("| %-26s | %13s | %13s | %13s |\n", "contender", "64 B A/B", "4 KiB A/B",
+           "64 KiB A/B");
+    printf("|----------------------------|--------------:|--------------:|--------------:|\n");
+    for (size_t ci = 0; ci < NCONT; ci++) {
+        char col[3][32];
+
+        if (!selected(&contenders[ci]) || contenders[ci].kind == K_MEMCPY) {
+            continue;
+        }
+        for (int wi = 0; wi < 3; wi++) {
+            double a = median(&cpu_a[ci][wi]), b = median(&cpu_b[ci][wi]);
+            double gbs = median(&cells[ci][C_TPUT64 + wi]) / 1000.0;
+            if (isnan(a) || isnan(gbs) || gbs <= 0) {
+                snprintf(col[wi], sizeof(col[wi]), "-");
+            } else {
+                snprintf(col[wi], sizeof(col[wi]), "%.2f/%.2f", a / 100.0 / gbs,
+                         b / 100.0 / gbs);
+            }
+        }
+        printf("| %-26s | %13s | %13s | %13s |\n", contenders[ci].name, col[0], col[1], col[2]);
+    }
 }
 
 /* The targets for vchan (default 64 KiB ring), from this run's medians. */
