@@ -34,6 +34,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conduit.h"
@@ -489,20 +490,187 @@ static int run(const char *name, const char *listen_uri, const char *connect_uri
     return 0;
 }
 
+/* ------------------------------------------------------------ fixed rate */
+
+struct rate_report {
+    double cpu_s, wall_s;
+    char err[200];
+};
+
+/* The server of the fixed-rate mode: blocking echo of one connection. */
+static void rate_server(const char *uri, int ready_fd, int report_fd)
+{
+    struct rate_report r = {0};
+    struct conduit_listener *l;
+    struct conduit *c = NULL;
+    uint8_t buf[256];
+    double cpu0;
+    uint64_t t0;
+
+    if (conduit_listen(&l, uri, NULL) < 0) {
+        snprintf(r.err, sizeof(r.err), "listen: %.150s", conduit_last_error(NULL));
+    } else {
+        (void)!write(ready_fd, "R", 1);
+        if (conduit_accept(l, &c) < 0) {
+            snprintf(r.err, sizeof(r.err), "accept: %.150s", conduit_listener_last_error(l));
+        }
+    }
+    if (r.err[0]) {
+        (void)!write(ready_fd, "E", 1);
+        (void)!write(report_fd, &r, sizeof(r));
+        exit(1);
+    }
+    cpu0 = cpu_s();
+    t0 = vclock_now_ns();
+    for (;;) {
+        size_t n = 0, done = 0;
+        if (conduit_read(c, buf, sizeof(buf), &n) < 0 || n == 0) {
+            break;
+        }
+        while (done < n) {
+            size_t k = 0;
+            if (conduit_write(c, buf + done, n - done, &k) < 0) {
+                break;
+            }
+            done += k;
+        }
+    }
+    r.cpu_s = cpu_s() - cpu0;
+    r.wall_s = (double)(vclock_now_ns() - t0) / 1e9;
+    conduit_close(c);
+    conduit_listener_close(l);
+    (void)!write(report_fd, &r, sizeof(r));
+    exit(0);
+}
+
+/*
+ * 64-byte requests at a fixed rate, each answered before the next is due:
+ * what a mostly idle channel costs each side (CPU % of one core), and the
+ * round trip at that rate.
+ */
+static int run_rate(const char *name, const char *lu, const char *cu, int rate, double secs)
+{
+    int ready[2], rep[2], status;
+    size_t max = (size_t)(rate * secs) + 1, n = 0;
+    uint64_t *lat = calloc(max, sizeof(*lat)), period = 1000000000ull / (uint64_t)rate, t0;
+    struct conduit_options opts = {.timeout_ms = 10000};
+    struct rate_report r = {0};
+    struct conduit *c;
+    uint8_t msg[64] = {1}, back[64];
+    double cpu0, cpu, wall;
+    char ch = 0;
+    pid_t pid;
+
+    if (!lat || pipe(ready) < 0 || pipe(rep) < 0) {
+        die("out of memory");
+    }
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        close(ready[0]);
+        close(rep[0]);
+        rate_server(lu, ready[1], rep[1]);
+    }
+    close(ready[1]);
+    close(rep[1]);
+    if (pid < 0 || read(ready[0], &ch, 1) != 1 || ch != 'R') {
+        if (read(rep[0], &r, sizeof(r)) == (ssize_t)sizeof(r)) {
+            fprintf(stderr, "many: %s\n", r.err);
+        }
+        return 1;
+    }
+    if (conduit_connect(&c, cu, &opts) < 0) {
+        fprintf(stderr, "many: %s rate %d: connect: %s\n", name, rate, conduit_last_error(NULL));
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        return 1;
+    }
+    cpu0 = cpu_s();
+    t0 = vclock_now_ns();
+    for (; n < max; n++) {
+        uint64_t due = t0 + n * period, a;
+        struct timespec ts = {.tv_sec = (time_t)(due / 1000000000ull),
+                              .tv_nsec = (long)(due % 1000000000ull)};
+        size_t got = 0, k;
+
+        if (due > t0 + (uint64_t)(secs * 1e9)) {
+            break;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+        a = vclock_now_ns();
+        if (conduit_write(c, msg, sizeof(msg), &k) < 0 || k != sizeof(msg)) {
+            die("%s rate %d: write: %s", name, rate, conduit_last_error(c));
+        }
+        while (got < sizeof(back)) {
+            if (conduit_read(c, back + got, sizeof(back) - got, &k) < 0 || k == 0) {
+                die("%s rate %d: read: %s", name, rate, conduit_last_error(c));
+            }
+            got += k;
+        }
+        if (memcmp(back, msg, sizeof(msg)) != 0) {
+            die("%s rate %d: echo differs", name, rate);
+        }
+        lat[n] = vclock_now_ns() - a;
+        msg[0]++;
+    }
+    cpu = cpu_s() - cpu0;
+    wall = (double)(vclock_now_ns() - t0) / 1e9;
+    conduit_close(c);
+    if (read(rep[0], &r, sizeof(r)) != (ssize_t)sizeof(r)) {
+        snprintf(r.err, sizeof(r.err), "no report from the server");
+    }
+    waitpid(pid, &status, 0);
+    close(ready[0]);
+    close(rep[0]);
+    if (r.err[0] || n == 0) {
+        fprintf(stderr, "many: %s rate %d: server: %s\n", name, rate, r.err);
+        free(lat);
+        return 1;
+    }
+    qsort(lat, n, sizeof(*lat), cmp_u64);
+    printf("%-6s %7d %9.0f %9.1f %9.1f %8.2f %8.2f\n", name, rate, n / wall, lat[n / 2] / 1e3,
+           lat[(size_t)((n - 1) * 0.99)] / 1e3, 100.0 * r.cpu_s / r.wall_s, 100.0 * cpu / wall);
+    fflush(stdout);
+    free(lat);
+    return 0;
+}
+
+/* The URIs of transport t for a benchmark tagged `tag`; false if t is unknown. */
+static bool uris(const char *t, const char *dir, const char *tag, char *lu, char *cu, size_t len)
+{
+    if (!strcmp(t, "vchan")) {
+        snprintf(lu, len, "vchan://*/%s", tag);
+        snprintf(cu, len, "vchan://0/%s", tag);
+    } else if (!strcmp(t, "unix")) {
+        snprintf(lu, len, "unix://%s/%s.sock", dir, tag);
+        snprintf(cu, len, "unix://%s/%s.sock", dir, tag);
+    } else if (!strcmp(t, "tcp")) {
+        static int next;
+        int port = 20000 + (int)(getpid() % 20000) + next++ % 1000;
+        snprintf(lu, len, "tcp://127.0.0.1:%d", port);
+        snprintf(cu, len, "tcp://127.0.0.1:%d", port);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: many [-n N,N,...] [-t SECS] [-w BYTES] [-T vchan,unix,tcp]\n");
+    fprintf(stderr, "usage: many [-n N,N,...] [-t SECS] [-w BYTES] [-R RATE,...] "
+                    "[-T vchan,unix,tcp]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     char ns[256] = "1,10,100,1000", ts[64] = "vchan,unix,tcp", dir[] = "/tmp/many.XXXXXX";
+    char rates[128] = "100,1000,10000", ts2[64];
     double secs = 2;
     size_t w = 4096;
     int ch, status = 0, maxn = 0;
 
-    while ((ch = getopt(argc, argv, "n:t:w:T:")) != -1) {
+    while ((ch = getopt(argc, argv, "n:t:w:R:T:")) != -1) {
         switch (ch) {
         case 'n':
             snprintf(ns, sizeof(ns), "%s", optarg);
@@ -515,6 +683,9 @@ int main(int argc, char **argv)
             break;
         case 'T':
             snprintf(ts, sizeof(ts), "%s", optarg);
+            break;
+        case 'R':
+            snprintf(rates, sizeof(rates), "%s", optarg);
             break;
         default:
             usage();
@@ -543,26 +714,39 @@ int main(int argc, char **argv)
     printf("# many channels: %g s streaming, %zu-byte writes, one epoll loop per side\n", secs, w);
     printf("%-6s %5s %9s %8s %8s %9s %8s %8s %8s %8s %6s %6s\n", "", "N", "conn/s", "p50 ms",
            "p99 ms", "MB/s", "srv s/GB", "cli s/GB", "srvKiB/c", "cliKiB/c", "srvfd", "clifd");
+    snprintf(ts2, sizeof(ts2), "%s", ts);
     for (char *t = strtok(ts, ","); t; t = strtok(NULL, ",")) {
         for (char *p = ns; *p;) {
             int n = (int)strtol(p, &p, 10);
-            char lu[256], cu[256];
+            char lu[256], cu[256], tag[32];
             p += *p == ',';
-            if (!strcmp(t, "vchan")) {
-                snprintf(lu, sizeof(lu), "vchan://*/many%d", n);
-                snprintf(cu, sizeof(cu), "vchan://0/many%d", n);
-            } else if (!strcmp(t, "unix")) {
-                snprintf(lu, sizeof(lu), "unix://%s/many%d.sock", dir, n);
-                snprintf(cu, sizeof(cu), "unix://%s/many%d.sock", dir, n);
-            } else if (!strcmp(t, "tcp")) {
-                int port = 20000 + (int)(getpid() % 20000) + n % 1000;
-                snprintf(lu, sizeof(lu), "tcp://127.0.0.1:%d", port);
-                snprintf(cu, sizeof(cu), "tcp://127.0.0.1:%d", port);
-            } else {
+            snprintf(tag, sizeof(tag), "many%d", n);
+            if (!uris(t, dir, tag, lu, cu, sizeof(lu))) {
                 usage();
             }
             if (run(t, lu, cu, n, secs, w)) {
                 status = 1;
+            }
+        }
+    }
+    if (strcmp(rates, "0") != 0) {
+        printf("\n# one channel, 64 B request and answer at a fixed rate, %g s: CPU %% of one "
+               "core per side\n",
+               secs);
+        printf("%-6s %7s %9s %9s %9s %8s %8s\n", "", "rate/s", "got/s", "p50 us", "p99 us",
+               "srv CPU%", "cli CPU%");
+        for (char *t = strtok(ts2, ","); t; t = strtok(NULL, ",")) {
+            for (char *p = rates; *p;) {
+                int rate = (int)strtol(p, &p, 10);
+                char lu[256], cu[256], tag[32];
+                p += *p == ',';
+                snprintf(tag, sizeof(tag), "rate%d", rate);
+                if (rate < 1 || rate > 1000000 || !uris(t, dir, tag, lu, cu, sizeof(lu))) {
+                    usage();
+                }
+                if (run_rate(t, lu, cu, rate, secs)) {
+                    status = 1;
+                }
             }
         }
     }
