@@ -132,7 +132,8 @@ struct vchan_config {
     size_t read_size, write_size;
     bool nonblocking;    /* I/O returns -VCHAN_EAGAIN instead of waiting */
     int timeout_ms;      /* limit of every wait (open and I/O); 0: none */
-    const char *platform;/* "xen", "local" or NULL: VCHAN_PLATFORM, else detect */
+    /* "xen" or "local"; NULL: VCHAN_PLATFORM, else detect; "": detect (vchan_platform_select). */
+    const char *platform;
     vchan_log_fn *log;   /* NULL: silent */
     void *log_ctx;
     /* When open fails, a message saying why is written here (if non-NULL). */
@@ -144,6 +145,8 @@ struct vchan_config {
  * An initialiser for struct vchan_config: every field 0 (NULL, false) but
  * struct_size, then the designated initialisers given, if any:
  * VCHAN_CONFIG_INIT() or VCHAN_CONFIG_INIT(.domain = 0, .port = "p").
+ * (C++, where designators must follow the declaration order: use
+ * vchan_config_init, then assign.)
  */
 #define VCHAN_CONFIG_INIT(...)                                  \
     {                                                           \
@@ -194,8 +197,8 @@ VCHAN_EXPORT int vchan_wait_connected(struct vchan *v);
 
 /*
  * Stream read: copy up to `len` bytes into `buf` (at least one unless
- * non-blocking). *nread = 0 with return 0 means end-of-file: the peer closed
- * and everything it wrote has been read. -VCHAN_EAGAIN (non-blocking, no
+ * non-blocking). *nread = 0 with return 0 for len > 0 means end-of-file: the
+ * peer closed and everything it wrote has been read. -VCHAN_EAGAIN (non-blocking, no
  * data), -VCHAN_ETIMEDOUT, -VCHAN_EPROTO.
  */
 VCHAN_EXPORT int vchan_read(struct vchan *v, void *buf, size_t len, size_t *nread);
@@ -249,7 +252,8 @@ VCHAN_EXPORT size_t vchan_write_ring_size(const struct vchan *v);
 /*
  * A file descriptor that polls readable when an event is pending. After it
  * does, call vchan_wait (it will not block) to consume the event before
- * polling again. Owned by the handle.
+ * polling again. Owned by the handle. Negative: -VCHAN_EINVAL (NULL
+ * handle), -VCHAN_ENOSYS (a platform without descriptors: the unikernel).
  */
 VCHAN_EXPORT int vchan_fd(struct vchan *v);
 

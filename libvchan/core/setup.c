@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "barrier.h"
+#include "deadline.h"
 #include "internal.h"
 
 /* Two rings of the largest order: 2 * 2^(20 - 12) grants. */
@@ -354,7 +355,7 @@ int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
         return rc;
     }
     if ((rc = plat->open(&v->p, v, cfg, false)) ||
-        (rc = plat->lookup(v->p, cfg->timeout_ms > 0 ? cfg->timeout_ms : -1, &ring_ref, &port)) ||
+        (rc = plat->lookup(v->p, vdeadline_timeout(cfg->timeout_ms), &ring_ref, &port)) ||
         (rc = plat->evtchn_bind(v->p, port))) {
         return open_failed(v, cfg, rc, NULL);
     }
