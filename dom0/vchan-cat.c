@@ -4,13 +4,14 @@
  * any of them). stdin goes to the connection, the connection goes to
  * stdout, bytes unchanged, nothing lost on close.
  *
- * End of input (DESIGN.md, "vchan-cat"). TCP, UNIX and TLS have a
- * half-close: when stdin ends we shut our direction down (TLS:
- * close_notify) and keep reading until the peer closes. Plain vchan has
- * none on the wire, so there it is a convention: a side whose stdin ended
- * waits until the peer has consumed everything it wrote, then closes; a
- * side that wrote nothing reads until the peer closes. A peer that closes
- * while data of ours is still undelivered is an error.
+ * End of input (DESIGN.md, "vchan-cat"): when stdin ends, conduit_shutdown
+ * ends our direction and we read until the peer's end-of-file. What that
+ * means per transport is libconduit's (conduit.h): TCP, UNIX and TLS
+ * half-close; plain vchan has none on the wire, so its shutdown waits until
+ * the peer has consumed everything and closes (a side that wrote nothing
+ * changes nothing and reads until the peer closes). Where the peer's
+ * end-of-file is its close (conduit_has_half_close false), we stop there,
+ * and data of ours still undelivered is an error.
  *
  * The connection is non-blocking and driven by one poll() loop over stdin,
  * the connection's descriptor and a self-pipe for signals. stdin and stdout
@@ -60,7 +61,6 @@ struct options {
     int verbose;
     int wait_ms; /* -w or timeout=; 0: not given */
     const char *ca, *cert, *key;
-    bool half_close; /* the URI's transport (or TLS) has one; plain vchan has not */
 };
 
 /* How a connection ended. */
@@ -86,6 +86,7 @@ struct conn {
     uint64_t start_ms, last_progress_ms, last_move_ms;
     uint64_t drain_ms; /* when all our input was written (0: not yet) */
     uint64_t progress_bytes;
+    bool half_close; /* conduit_has_half_close: the peer's EOF is not its close */
 };
 
 static volatile sig_atomic_t got_signal;
@@ -401,19 +402,6 @@ static enum outcome peer_closed(struct conn *c, bool count_ring)
     return DONE_OK;
 }
 
-/* vchan: our input ended and the peer has consumed it all: read what is left, then done. */
-static enum outcome finish_writer(struct conn *c)
-{
-    bool eof = false, moved = false;
-    enum outcome r;
-
-    do {
-        moved = false;
-        r = pump_out(c, &eof, &moved);
-    } while (r == DONE_OK && moved && !eof);
-    return r;
-}
-
 static enum outcome read_stdin(struct conn *c, bool *moved)
 {
     ssize_t n = read(STDIN_FILENO, c->inbuf, BUF_SIZE);
@@ -467,7 +455,7 @@ static enum outcome push_in(struct conn *c, bool *moved)
         return DONE_OK;
     }
     /* vchan EPIPE: the peer closed; the next turn reads what it left and its end-of-file. */
-    if (rc == -CONDUIT_EPIPE && !c->o->half_close) {
+    if (rc == -CONDUIT_EPIPE && !c->half_close) {
         return DONE_OK;
     }
     if (rc == -CONDUIT_EPIPE || rc == -CONDUIT_ECONNRESET) {
@@ -478,30 +466,27 @@ static enum outcome push_in(struct conn *c, bool *moved)
     return DONE_PEER;
 }
 
-/* Our input has ended: half-close, or (vchan) see whether the peer has consumed it. */
+/*
+ * Our input has ended: end our direction (conduit_shutdown; on vchan, once
+ * the peer has consumed it all, that is the close), then read until the
+ * peer's end-of-file.
+ */
 static enum outcome input_ended(struct conn *c, bool *done)
 {
     *done = false;
-    if (c->o->half_close) {
-        if (!c->out_done) {
-            int rc = conduit_shutdown(c->c);
+    if (!c->out_done) {
+        int rc = conduit_shutdown(c->c);
 
-            if (rc == -CONDUIT_EAGAIN) {
-                return DONE_OK;
-            }
-            if (rc < 0) {
-                msg("%s", conn_message(c->c, rc));
-                return DONE_PEER;
-            }
-            c->out_done = true;
+        if (rc == -CONDUIT_EAGAIN) {
+            return DONE_OK;
         }
-        *done = c->peer_eof;
-        return DONE_OK;
+        if (rc < 0) {
+            msg("%s", conn_message(c->c, rc));
+            return DONE_PEER;
+        }
+        c->out_done = true;
     }
-    if (c->wrote && unconsumed(c) == 0) {
-        *done = true;
-        return finish_writer(c);
-    }
+    *done = c->peer_eof;
     return DONE_OK;
 }
 
@@ -537,7 +522,7 @@ static enum outcome run(struct conn *c)
                 return r;
             }
             if (eof) {
-                if (!o->half_close) {
+                if (!c->half_close) {
                     return peer_closed(c, true);
                 }
                 c->peer_eof = true;
@@ -570,11 +555,11 @@ static enum outcome run(struct conn *c)
         if (!c->peer_eof) {
             want |= CONDUIT_WANT_READ;
         }
-        if (c->in_len > 0 || (o->half_close && c->stdin_eof && !c->out_done)) {
+        if (c->in_len > 0) {
             want |= CONDUIT_WANT_WRITE;
         }
-        if (!o->half_close && c->stdin_eof && c->in_len == 0 && c->wrote) {
-            want |= CONDUIT_WANT_DRAIN;
+        if (c->stdin_eof && c->in_len == 0 && !c->out_done) {
+            want |= CONDUIT_WANT_SHUTDOWN;
         }
         bool want_stdin = !c->stdin_eof && c->in_len == 0;
 
@@ -631,7 +616,7 @@ static enum outcome run(struct conn *c)
             return DONE_FATAL;
         }
         if (rc == 0 && deadline != 0 && vclock_now_ms() >= deadline) {
-            if (c->drain_ms != 0 && !o->half_close) {
+            if (c->drain_ms != 0 && !c->out_done) {
                 msg("%s: timed out: the peer did not consume %zu bytes within %.3f s", o->uri_text,
                     unconsumed(c), o->wait_ms / 1000.0);
                 return DONE_PEER;
@@ -670,7 +655,8 @@ static enum outcome run(struct conn *c)
 
 static enum outcome serve(const struct options *o, struct conduit *cd, bool use_stdin)
 {
-    struct conn c = {.o = o, .c = cd, .use_stdin = use_stdin};
+    struct conn c = {.o = o, .c = cd, .use_stdin = use_stdin,
+                     .half_close = conduit_has_half_close(cd)};
     enum outcome r;
 
     c.inbuf = malloc(BUF_SIZE);
@@ -1021,8 +1007,6 @@ int main(int argc, char **argv)
     if (!o.listen && (u->options & (CONDUIT_URI_OPT_READ_SIZE | CONDUIT_URI_OPT_WRITE_SIZE))) {
         msg("warning: %s: read-size and write-size are chosen by the server; ignored", o.uri_text);
     }
-    /* Plain vchan has no half-close on the wire; TLS has close_notify on any transport. */
-    o.half_close = u->transport != CONDUIT_TRANSPORT_VCHAN || u->layer == CONDUIT_LAYER_TLS;
 
     r = o.listen ? server(&o, u) : client(&o, u);
     if (r == DONE_SIGNAL) {

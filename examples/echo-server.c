@@ -102,7 +102,7 @@ static bool service(struct client *cl, const char **why)
                 if (rc == -CONDUIT_EAGAIN) {
                     return false;
                 }
-                /* ENOTSUP: vchan, whose client has closed already: nothing to end. */
+                /* An error here (a vchan client gone with echo unread) ends it too. */
                 cl->shut = true;
             }
             return true;
@@ -162,7 +162,9 @@ int main(int argc, char **argv)
             if (!clients[i]) {
                 continue;
             }
-            want = clients[i]->len > 0 || clients[i]->eof ? CONDUIT_WANT_WRITE : CONDUIT_WANT_READ;
+            want = clients[i]->len > 0 ? CONDUIT_WANT_WRITE
+                   : clients[i]->eof   ? CONDUIT_WANT_SHUTDOWN
+                                       : CONDUIT_WANT_READ;
             rc = conduit_poll_events(clients[i]->c, want, &events);
             if (rc < 0) {
                 drop(&clients[i], conduit_last_error(clients[i]->c));

@@ -355,19 +355,32 @@ CONDUIT_EXPORT int conduit_write(struct conduit *c, const void *buf, size_t len,
 
 /*
  * End our direction: the peer reads end-of-file once it has read what we
- * wrote; we can still read. TCP and UNIX: shutdown(SHUT_WR). TLS:
- * close_notify, then the transport's own half-close where it has one (over
- * vchan, close_notify alone carries it). Non-blocking mode may return
- * -CONDUIT_EAGAIN: call it again when conduit_poll_events says the
- * connection is writable. Later writes fail with -CONDUIT_ESHUTDOWN.
- *
- * Plain vchan has no half-close on the wire (DESIGN.md): conduit_shutdown
- * returns -CONDUIT_ENOTSUP there and changes nothing. The end of a vchan
- * stream is its close. To lose nothing, wait until the peer has consumed
- * what we wrote (conduit_unconsumed() == 0; CONDUIT_WANT_DRAIN), then
- * conduit_close.
+ * wrote. Later writes fail with -CONDUIT_ESHUTDOWN. Blocking mode waits (at
+ * most the I/O timeout); non-blocking mode returns -CONDUIT_EAGAIN until it
+ * is done: wait with conduit_poll_events(c, CONDUIT_WANT_SHUTDOWN, ...) and
+ * call it again. Per transport:
+ *   tcp, unix  shutdown(SHUT_WR); we can still read.
+ *   tls+...    close_notify (then the transport's own half-close where it
+ *              has one); we can still read.
+ *   vchan      no half-close on the wire (DESIGN.md): the end of the stream
+ *              is the close. conduit_shutdown waits until the peer has
+ *              consumed everything written, then closes the channel: the
+ *              peer reads end-of-file, and so do we from then on (what the
+ *              peer sends later is lost; conduit_fd is then -1 and
+ *              conduit_poll_events says ready). -CONDUIT_EPIPE if the peer
+ *              closed first with data of ours unread. A side that wrote
+ *              nothing has nothing to end: shutdown changes nothing and it
+ *              reads until the peer closes.
  */
 CONDUIT_EXPORT int conduit_shutdown(struct conduit *c);
+
+/*
+ * Whether the peer's end-of-file leaves its reading side open (tcp, unix,
+ * tls: it ended its direction only) or means it has closed altogether
+ * (vchan: what we write from then on fails with -CONDUIT_EPIPE). A netcat
+ * stops sending at the peer's end-of-file in the second case.
+ */
+CONDUIT_EXPORT bool conduit_has_half_close(const struct conduit *c);
 
 /* Close and release everything. Unread data is dropped; NULL ok. */
 CONDUIT_EXPORT void conduit_close(struct conduit *c);
@@ -387,6 +400,9 @@ CONDUIT_EXPORT int conduit_fd(struct conduit *c);
 /* With the above: the caller has nothing else to wait for, so a shared-memory
  * transport may watch the peer for a few microseconds before answering 0. */
 #define CONDUIT_WANT_SPIN 0x8u
+/* Whatever a conduit_shutdown that returned -CONDUIT_EAGAIN waits for (room
+ * to write; on vchan, the peer consuming what we wrote). */
+#define CONDUIT_WANT_SHUTDOWN 0x10u
 
 /*
  * Before sleeping in poll() on conduit_fd: say what you are waiting for.

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "libconduit/internal/internal.h"
@@ -27,150 +26,6 @@
 
 /* This thread's last failed connect or listen: conduit_last_error(NULL). */
 static _Thread_local char last_failure[CONDUIT__MSG_MAX];
-
-/* ------------------------------------------------------------ helpers */
-
-int conduit__random(void *buf, size_t len)
-{
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = getrandom(p, len, 0);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -CONDUIT_EIO;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-bool conduit__nonce_valid(const char *s)
-{
-    size_t i;
-
-    for (i = 0; i < CONDUIT__NONCE_LEN; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-            return false;
-        }
-    }
-    return s[i] == '\0';
-}
-
-int conduit__nonce_new(char nonce[CONDUIT__NONCE_LEN + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    uint8_t raw[CONDUIT__NONCE_LEN / 2];
-    size_t i;
-
-    if (conduit__random(raw, sizeof(raw)) < 0) {
-        return -CONDUIT_EIO;
-    }
-    for (i = 0; i < sizeof(raw); i++) {
-        nonce[2 * i] = hex[raw[i] >> 4];
-        nonce[2 * i + 1] = hex[raw[i] & 0xf];
-    }
-    nonce[CONDUIT__NONCE_LEN] = '\0';
-    return 0;
-}
-
-void conduit__fmt(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
-static void call_log(struct conduit__err *e, enum conduit_log_level level, const char *fmt, ...)
-    CONDUIT__PRINTF(3, 4);
-
-static void call_log(struct conduit__err *e, enum conduit_log_level level, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    e->log(e->log_ctx, level, fmt, ap);
-    va_end(ap);
-}
-
-int conduit__errorf(struct conduit__err *e, int code, const char *fmt, ...)
-{
-    char body[CONDUIT__MSG_MAX];
-    va_list ap;
-
-    if (!e) {
-        return -code;
-    }
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof(body), fmt, ap);
-    va_end(ap);
-    if (e->name[0] != '\0') {
-        conduit__fmt(e->msg, sizeof(e->msg), "%s: %s", e->name, body);
-    } else {
-        snprintf(e->msg, sizeof(e->msg), "%s", body);
-    }
-    if (e->log) {
-        call_log(e, CONDUIT_LOG_ERROR, "%s", e->msg);
-    }
-    return -code;
-}
-
-void conduit__logf(struct conduit__err *e, enum conduit_log_level level, const char *fmt, ...)
-{
-    char body[CONDUIT__MSG_MAX];
-    va_list ap;
-
-    if (!e || !e->log) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof(body), fmt, ap);
-    va_end(ap);
-    if (e->name[0] != '\0') {
-        call_log(e, level, "%s: %s", e->name, body);
-    } else {
-        call_log(e, level, "%s", body);
-    }
-}
-
-bool conduit_err_is_usage(int err)
-{
-    switch (err < 0 ? -err : err) {
-    case CONDUIT_EINVAL:
-    case CONDUIT_ESYNTAX:
-    case CONDUIT_ESCHEME:
-    case CONDUIT_EOPTION:
-    case CONDUIT_ERANGE:
-    case CONDUIT_EWILDCARD:
-    case CONDUIT_ENOTSUP:
-        return true;
-    default:
-        return false;
-    }
-}
-
-void conduit__layer_close_all(struct conduit__layer *top)
-{
-    while (top) {
-        struct conduit__layer *next = top->next;
-
-        top->ops->close(top);
-        top = next;
-    }
-}
-
-void conduit__layer_set_err(struct conduit__layer *top, struct conduit__err *err)
-{
-    for (; top; top = top->next) {
-        top->err = err;
-    }
-}
 
 /* "tls://host:443", "unix:///run/x", "vchan://3/svc": the URI without its options. */
 static void endpoint_name(const struct conduit_uri *u, char *buf, size_t len)
@@ -270,6 +125,16 @@ static int check_uri(struct conduit__err *e, const struct conduit_uri *u, bool l
 
 /* ------------------------------------------------------------ waiting */
 
+/* CONDUIT_WANT_SHUTDOWN as what the top layer's shutdown waits for. */
+static unsigned shutdown_want(const struct conduit *c, unsigned want)
+{
+    if (want & CONDUIT_WANT_SHUTDOWN) {
+        want &= ~CONDUIT_WANT_SHUTDOWN;
+        want |= c->top->ops->shutdown_want ? c->top->ops->shutdown_want : CONDUIT_WANT_WRITE;
+    }
+    return want;
+}
+
 static const char *want_text(unsigned want, bool handshake)
 {
     if (handshake) {
@@ -305,6 +170,7 @@ static int wait_ready(struct conduit *c, unsigned want, uint64_t *deadline, int 
     if (*deadline == 0) {
         *deadline = vclock_deadline(vdeadline_timeout(timeout_ms));
     }
+    want = shutdown_want(c, want);
     for (;;) {
         struct pollfd p = {.fd = -1};
         short events = 0;
@@ -608,11 +474,6 @@ CONDUIT_EXPORT int conduit_shutdown(struct conduit *c)
             c->shutting = false;
             return 0;
         }
-        if (rc == -CONDUIT_ENOTSUP) {
-            return conduit__errorf(&c->err, CONDUIT_ENOTSUP,
-                                   "vchan has no half-close: close the connection once the peer "
-                                   "has consumed what was written");
-        }
         if (rc != -CONDUIT_EAGAIN) {
             return rc;
         }
@@ -620,8 +481,8 @@ CONDUIT_EXPORT int conduit_shutdown(struct conduit *c)
         if (c->nonblocking) {
             return rc;
         }
-        if ((rc = wait_ready(c, c->handshaken ? CONDUIT_WANT_WRITE : CONDUIT_WANT_READ, &deadline,
-                             c->timeout_ms)) < 0) {
+        if ((rc = wait_ready(c, c->handshaken ? CONDUIT_WANT_SHUTDOWN : CONDUIT_WANT_READ,
+                             &deadline, c->timeout_ms)) < 0) {
             return rc;
         }
     }
@@ -651,7 +512,12 @@ CONDUIT_EXPORT int conduit_poll_events(struct conduit *c, unsigned want, short *
     if (!c || !events) {
         return -CONDUIT_EINVAL;
     }
-    return c->top->ops->poll_events(c->top, want, events);
+    return c->top->ops->poll_events(c->top, shutdown_want(c, want), events);
+}
+
+CONDUIT_EXPORT bool conduit_has_half_close(const struct conduit *c)
+{
+    return c && c->top->ops->half_close;
 }
 
 CONDUIT_EXPORT int conduit_unconsumed(struct conduit *c, size_t *n)

@@ -21,38 +21,6 @@
 _Static_assert(CONDUIT_RING_SIZE_MAX == VCHAN_MAX_RING_SIZE, "ring size limits agree");
 _Static_assert(CONDUIT_TIMEOUT_MAX_S <= 2147483, "timeout in ms fits an int");
 
-/* ------------------------------------------------------------ errors */
-
-/* clang-format off */
-static const char *const err_text[] = {
-    [CONDUIT_OK] = "success",
-#define ERR_TEXT(name, text) [CONDUIT_##name] = text,
-    CONDUIT_ERRNO_MAP(ERR_TEXT)
-#undef ERR_TEXT
-};
-
-static const char *const err_name[] = {
-    [CONDUIT_OK] = "OK",
-#define ERR_NAME(name, text) [CONDUIT_##name] = #name,
-    CONDUIT_ERRNO_MAP(ERR_NAME)
-#undef ERR_NAME
-};
-/* clang-format on */
-
-CONDUIT_EXPORT const char *conduit_strerror(int err)
-{
-    unsigned e = err < 0 ? 0u - (unsigned)err : (unsigned)err;
-
-    return e < CONDUIT_ERRNO_MAX ? err_text[e] : "unknown error";
-}
-
-CONDUIT_EXPORT const char *conduit_errname(int err)
-{
-    unsigned e = err < 0 ? 0u - (unsigned)err : (unsigned)err;
-
-    return e < CONDUIT_ERRNO_MAX ? err_name[e] : "EUNKNOWN";
-}
-
 CONDUIT_EXPORT const char *conduit_layer_name(enum conduit_layer layer)
 {
     switch (layer) {

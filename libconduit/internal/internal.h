@@ -67,15 +67,20 @@ struct conduit__layer;
 struct conduit__layer_ops {
     const char *name;
     /*
-     * Non-blocking, all of them. read: 0 with *nread == 0 is end-of-file.
-     * handshake (NULL: none): 0 when done, -CONDUIT_EAGAIN to call again.
-     * shutdown: end our direction; -CONDUIT_ENOTSUP where the transport
-     * has no half-close. poll_events: as conduit_poll_events.
+     * Each returns -CONDUIT_EAGAIN rather than wait, unless set_blocking
+     * (below) asked it to wait itself. read: 0 with *nread == 0 is
+     * end-of-file. handshake (NULL: none): 0 when done, -CONDUIT_EAGAIN to
+     * call again. shutdown: end our direction (conduit_shutdown);
+     * -CONDUIT_EAGAIN until it can, and then what to wait for is
+     * shutdown_want (0: CONDUIT_WANT_WRITE). poll_events: as
+     * conduit_poll_events.
      */
     int (*handshake)(struct conduit__layer *l);
     int (*read)(struct conduit__layer *l, void *buf, size_t len, size_t *nread);
     int (*write)(struct conduit__layer *l, const void *buf, size_t len, size_t *nwritten);
     int (*shutdown)(struct conduit__layer *l);
+    unsigned shutdown_want;
+    bool half_close; /* shutdown ends our direction only (not vchan's: it closes) */
     int (*poll_events)(struct conduit__layer *l, unsigned want, short *events);
     int (*unconsumed)(struct conduit__layer *l, size_t *n);
     /*

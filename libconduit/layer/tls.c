@@ -365,9 +365,16 @@ static int tls_shutdown(struct conduit__layer *l)
     if ((rc = flush(t)) < 0) {
         return rc;
     }
-    /* close_notify is the half-close; a transport without one (vchan) needs nothing more. */
+    /*
+     * close_notify is the half-close. A transport that has its own gets it
+     * too; one without (vchan, whose shutdown is its close) must stay open
+     * for the peer's answer.
+     */
+    if (!next->ops->half_close) {
+        return 0;
+    }
     rc = next->ops->shutdown(next);
-    return rc == -CONDUIT_ENOTSUP ? 0 : rc;
+    return rc;
 }
 
 static int tls_poll_events(struct conduit__layer *l, unsigned want, short *events)
@@ -462,6 +469,7 @@ static const struct conduit__layer_ops tls_ops = {
     .read = tls_read,
     .write = tls_write,
     .shutdown = tls_shutdown,
+    .half_close = true,
     .poll_events = tls_poll_events,
     .unconsumed = tls_unconsumed,
     .fd = tls_fd,

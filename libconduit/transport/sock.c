@@ -232,6 +232,7 @@ static const struct conduit__layer_ops sock_ops = {
     .read = sock_read,
     .write = sock_write,
     .shutdown = sock_shutdown,
+    .half_close = true,
     .poll_events = sock_poll_events,
     .unconsumed = sock_unconsumed,
     .set_blocking = sock_set_blocking,

@@ -15,8 +15,13 @@
  * own path; conduit_accept hands it out once the client has connected, so
  * a slow or vanished client never blocks the others.
  *
- * vchan has no half-close: shutdown is ENOTSUP (conduit.h says what to do
- * instead). Channels are always non-blocking underneath; conduit.c waits.
+ * End of stream: vchan has no half-close on the wire, so conduit_shutdown
+ * waits until the peer has consumed what was written and then closes the
+ * channel (the peer reads end-of-file; so do we from then on). A side that
+ * wrote nothing has nothing to end: its shutdown changes nothing, and it
+ * reads until the peer closes. A blocking connection blocks in libvchan
+ * (which spins briefly on the ring before it sleeps); a non-blocking one
+ * returns EAGAIN and conduit.c or the caller waits in poll().
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -236,13 +241,17 @@ static void slot_release(struct slot *s)
 
 struct vlayer {
     struct conduit__layer base;
-    struct vchan *v;
+    struct vchan *v;   /* NULL once shutdown has closed the channel */
     struct logsink *sink;
     struct slot *slot; /* a vchan://D/P listener's path, freed on close */
     bool server;
-    int domid; /* the peer's */
+    bool wrote; /* something was written: shutdown has a stream to end */
+    uint8_t *tail;      /* what the peer had sent when shutdown closed the channel */
+    size_t tail_off, tail_len;
+    int domid;  /* the peer's */
     char port[VCHAN_PORT_MAX + 1];
-    size_t wsize;
+    size_t rsize, wsize;
+    const char *platform;
 };
 
 static int fail_io(struct conduit__layer *l, int vrc)
@@ -260,26 +269,90 @@ static int fail_io(struct conduit__layer *l, int vrc)
 static int vl_read(struct conduit__layer *l, void *buf, size_t len, size_t *nread)
 {
     struct vlayer *x = (struct vlayer *)l;
-    int rc = vchan_read(x->v, buf, len, nread);
+    int rc;
 
+    if (!x->v) {
+        /* Closed by our shutdown: what was left in the ring, then end-of-file. */
+        *nread = len < x->tail_len - x->tail_off ? len : x->tail_len - x->tail_off;
+        memcpy(buf, x->tail + x->tail_off, *nread);
+        x->tail_off += *nread;
+        return 0;
+    }
+    rc = vchan_read(x->v, buf, len, nread);
     return rc < 0 ? fail_io(l, rc) : 0;
 }
 
 static int vl_write(struct conduit__layer *l, const void *buf, size_t len, size_t *nwritten)
 {
     struct vlayer *x = (struct vlayer *)l;
-    int rc = vchan_write(x->v, buf, len, nwritten);
+    int rc;
 
+    if (!x->v) {
+        *nwritten = 0;
+        return conduit__errorf(l->err, CONDUIT_ESHUTDOWN, "write after shutdown");
+    }
+    rc = vchan_write(x->v, buf, len, nwritten);
+    x->wrote |= *nwritten > 0;
     if (rc == -VCHAN_EAGAIN && *nwritten > 0) {
         return 0;
     }
     return rc < 0 ? fail_io(l, rc) : 0;
 }
 
+static int vl_unconsumed(struct conduit__layer *l, size_t *n)
+{
+    struct vlayer *x = (struct vlayer *)l;
+    size_t space = 0;
+    int rc;
+
+    *n = 0;
+    if (!x->v) {
+        return 0;
+    }
+    if ((rc = vchan_buffer_space(x->v, &space)) < 0) {
+        return fail_io(l, rc);
+    }
+    *n = space < x->wsize ? x->wsize - space : 0;
+    return 0;
+}
+
+/* The end of our stream is the close, once the peer has consumed it all. */
 static int vl_shutdown(struct conduit__layer *l)
 {
-    (void)l;
-    return -CONDUIT_ENOTSUP; /* no half-close on the wire; conduit.c words the message */
+    struct vlayer *x = (struct vlayer *)l;
+    size_t left = 0;
+    int rc;
+
+    if (!x->v || !x->wrote) {
+        return 0; /* nothing to end, and no way to tell the peer: reads go on */
+    }
+    if ((rc = vl_unconsumed(l, &left)) < 0) {
+        return rc;
+    }
+    if (left > 0) {
+        if (vchan_is_open(x->v) == VCHAN_STATE_CLOSED) {
+            return conduit__errorf(l->err, CONDUIT_EPIPE,
+                                   "peer closed with %zu bytes of ours not consumed", left);
+        }
+        return -CONDUIT_EAGAIN; /* conduit.c waits for CONDUIT_WANT_DRAIN */
+    }
+    /* What the peer sent and we have not read yet would go with the mapping: keep it. */
+    if ((rc = vchan_data_ready(x->v, &left)) < 0) {
+        return fail_io(l, rc);
+    }
+    if (left > 0) {
+        size_t n = 0;
+        if (!(x->tail = malloc(left))) {
+            return conduit__errorf(l->err, CONDUIT_ENOMEM, "out of memory");
+        }
+        if ((rc = vchan_read(x->v, x->tail, left, &n)) < 0) {
+            return fail_io(l, rc);
+        }
+        x->tail_len = n;
+    }
+    vchan_close(x->v);
+    x->v = NULL;
+    return 0;
 }
 
 static int vl_poll_events(struct conduit__layer *l, unsigned want, short *events)
@@ -290,6 +363,10 @@ static int vl_poll_events(struct conduit__layer *l, unsigned want, short *events
                   ((want & CONDUIT_WANT_DRAIN) ? VCHAN_WANT_DRAIN : 0);
     int rc;
 
+    if (!x->v) {
+        *events = 0;
+        return 1; /* closed by our shutdown: reads give end-of-file at once */
+    }
     *events = vw ? POLLIN : 0;
     /* vw 0: waiting for nothing, only consume what is pending (then no spin). */
     rc = vchan_poll(x->v, vw | ((vw && (want & CONDUIT_WANT_SPIN)) ? VCHAN_WANT_SPIN : 0));
@@ -305,42 +382,34 @@ static void vl_set_blocking(struct conduit__layer *l, bool blocking, int timeout
 {
     struct vlayer *x = (struct vlayer *)l;
 
-    vchan_set_nonblocking(x->v, !blocking);
-    vchan_set_timeout(x->v, blocking ? timeout_ms : 0);
-}
-
-static int vl_unconsumed(struct conduit__layer *l, size_t *n)
-{
-    struct vlayer *x = (struct vlayer *)l;
-    size_t space = 0;
-    int rc = vchan_buffer_space(x->v, &space);
-
-    if (rc < 0) {
-        return fail_io(l, rc);
+    if (x->v) {
+        (void)vchan_set_nonblocking(x->v, !blocking);
+        (void)vchan_set_timeout(x->v, blocking && timeout_ms > 0 ? timeout_ms : 0);
     }
-    *n = space < x->wsize ? x->wsize - space : 0;
-    return 0;
 }
 
 static int vl_fd(struct conduit__layer *l)
 {
-    return vchan_fd(((struct vlayer *)l)->v);
+    struct vlayer *x = (struct vlayer *)l;
+
+    return x->v ? vchan_fd(x->v) : -1; /* -1 once closed: poll_events says ready */
 }
 
 static void vl_info(struct conduit__layer *l, char *buf, size_t len)
 {
     struct vlayer *x = (struct vlayer *)l;
 
-    snprintf(buf, len, "vchan (%s) %s domain %d, port %s, rings: read %zu, write %zu bytes",
-             vchan_platform_name(x->v), x->server ? "serving client" : "connected to server",
-             x->domid, x->port, vchan_read_ring_size(x->v), vchan_write_ring_size(x->v));
+    snprintf(buf, len, "vchan (%s) %s domain %d, port %s, rings: read %zu, write %zu bytes%s",
+             x->platform, x->server ? "serving client" : "connected to server", x->domid, x->port,
+             x->rsize, x->wsize, x->v ? "" : " (closed: end of stream)");
 }
 
 static void vl_close(struct conduit__layer *l)
 {
     struct vlayer *x = (struct vlayer *)l;
 
-    vchan_close(x->v);
+    vchan_close(x->v); /* NULL ok */
+    free(x->tail);
     free(x->sink);
     if (x->slot) {
         slot_release(x->slot);
@@ -353,6 +422,8 @@ static const struct conduit__layer_ops vchan_ops = {
     .read = vl_read,
     .write = vl_write,
     .shutdown = vl_shutdown,
+    .shutdown_want = CONDUIT_WANT_DRAIN,
+    .half_close = false, /* its shutdown is its close */
     .poll_events = vl_poll_events,
     .unconsumed = vl_unconsumed,
     .set_blocking = vl_set_blocking,
@@ -379,7 +450,9 @@ static int wrap(struct conduit__err *e, struct vchan *v, struct logsink *sink, b
     x->server = server;
     x->domid = domid;
     snprintf(x->port, sizeof(x->port), "%s", port);
+    x->rsize = vchan_read_ring_size(v);
     x->wsize = vchan_write_ring_size(v);
+    x->platform = vchan_platform_name(v); /* a constant string: outlives the handle */
     *out = &x->base;
     return 0;
 }

@@ -264,8 +264,8 @@ static int echo_one(struct conduit *c, uint64_t *bytes, char *err, size_t errlen
         }
         if (n == 0) {
             rc = conduit_shutdown(c);
-            if (rc == -CONDUIT_ENOTSUP || rc == -CONDUIT_EPIPE) {
-                rc = 0; /* vchan: its client closes first */
+            if (rc == -CONDUIT_EPIPE) {
+                rc = 0; /* vchan: its client may close first */
             }
             break;
         }
@@ -384,19 +384,16 @@ static void roundtrip(const char *uri, size_t len, uint64_t stream, size_t chunk
         }
     }
     UNIT_EQ(got, len);
-    rc = conduit_shutdown(c);
-    if (rc == 0) {
-        /* Half-close: the server ends too, and we read end-of-file. */
-        rc = conduit_read(c, in, sizeof(in), &n);
-        UNIT_EQ_ERR(rc, 0);
-        UNIT_EQ(n, 0);
-        /* Writing after shutdown is refused. */
-        UNIT_EQ_ERR(conduit_write(c, "x", 1, &n), -CONDUIT_ESHUTDOWN);
-    } else {
-        /* Only plain vchan has no half-close. */
-        UNIT_EQ_ERR(rc, -CONDUIT_ENOTSUP);
-        ASSERT_HAS(conduit_last_error(c), "no half-close");
-    }
+    /*
+     * Every transport ends its stream: a half-close, or on vchan the close
+     * once the echo has consumed it all. We read end-of-file either way.
+     */
+    UNIT_EQ_ERR(conduit_shutdown(c), 0);
+    rc = conduit_read(c, in, sizeof(in), &n);
+    UNIT_EQ_ERR(rc, 0);
+    UNIT_EQ(n, 0);
+    /* Writing after shutdown is refused. */
+    UNIT_EQ_ERR(conduit_write(c, "x", 1, &n), -CONDUIT_ESHUTDOWN);
 out:
     conduit_close(c);
 }
@@ -1136,8 +1133,14 @@ static void test_conduit_eof_then_epipe(void)
     }
 }
 
-/* vchan: unconsumed bytes and WANT_DRAIN, the tools for its end-of-stream rule. */
-static void test_conduit_vchan_drain(void)
+/*
+ * vchan's end of stream: no half-close on the wire, so conduit_shutdown
+ * waits until the peer has consumed everything and then closes. Not
+ * blocking: EAGAIN until drained (CONDUIT_WANT_SHUTDOWN says when); the
+ * peer then reads end-of-file; what it had sent us before is still read
+ * here, then end-of-file.
+ */
+static void test_conduit_vchan_shutdown(void)
 {
     struct conduit_options co = {.timeout_ms = 5000};
     struct conduit_listener *l = NULL;
@@ -1148,19 +1151,99 @@ static void test_conduit_vchan_drain(void)
 
     setup();
     if (pair("vchan://0/drain", "vchan://0/drain", &l, &s, &c, &co)) {
+        CU_ASSERT_FALSE(conduit_has_half_close(c));
         memset(b, 7, sizeof(b));
         UNIT_EQ_ERR(conduit_write(c, b, sizeof(b), &n), 0);
+        UNIT_EQ_ERR(conduit_write(s, "answer", 6, &n), 0);
         UNIT_EQ_ERR(conduit_unconsumed(c, &n), 0);
         UNIT_EQ(n, sizeof(b));
-        UNIT_EQ(conduit_poll_events(c, CONDUIT_WANT_DRAIN, &ev), 0);
-        UNIT_EQ_ERR(conduit_shutdown(c), -CONDUIT_ENOTSUP);
+        conduit_set_nonblocking(c, true);
+        UNIT_EQ(conduit_poll_events(c, CONDUIT_WANT_SHUTDOWN, &ev), 0);
+        UNIT_EQ_ERR(conduit_shutdown(c), -CONDUIT_EAGAIN);
         UNIT_EQ_ERR(conduit_read(s, b, sizeof(b), &n), 0);
         UNIT_EQ(n, sizeof(b));
-        UNIT_EQ_ERR(conduit_unconsumed(c, &n), 0);
+        UNIT_EQ(conduit_poll_events(c, CONDUIT_WANT_SHUTDOWN, &ev), 1);
+        UNIT_EQ_ERR(conduit_shutdown(c), 0);
+        ASSERT_HAS(conduit_info(c), "end of stream");
+        UNIT_EQ(conduit_fd(c), -1);
+        /* The server reads end-of-file; we still read what it had sent, then end-of-file. */
+        UNIT_EQ_ERR(conduit_read(s, b, sizeof(b), &n), 0);
         UNIT_EQ(n, 0);
-        UNIT_EQ(conduit_poll_events(c, CONDUIT_WANT_DRAIN, &ev), 1);
-        ASSERT_HAS(conduit_info(c), "vchan (local)");
+        UNIT_EQ_ERR(conduit_read(c, b, sizeof(b), &n), 0);
+        UNIT_EQ(n, 6);
+        CU_ASSERT_EQUAL(memcmp(b, "answer", 6), 0);
+        UNIT_EQ_ERR(conduit_read(c, b, sizeof(b), &n), 0);
+        UNIT_EQ(n, 0);
+        UNIT_EQ_ERR(conduit_write(c, "x", 1, &n), -CONDUIT_ESHUTDOWN);
+        /* The server's write now fails: its peer is gone. */
+        UNIT_EQ_ERR(conduit_write(s, "late", 4, &n), -CONDUIT_EPIPE);
     }
+    conduit_close(c);
+    conduit_close(s);
+    conduit_listener_close(l);
+}
+
+/* A vchan side that wrote nothing has nothing to end: it keeps reading. */
+static void test_conduit_vchan_shutdown_silent(void)
+{
+    struct conduit_options co = {.timeout_ms = 5000};
+    struct conduit_listener *l = NULL;
+    struct conduit *s = NULL, *c = NULL;
+    uint8_t b[16];
+    size_t n = 0;
+
+    setup();
+    if (pair("vchan://0/silent", "vchan://0/silent", &l, &s, &c, &co)) {
+        UNIT_EQ_ERR(conduit_shutdown(s), 0);
+        UNIT_EQ_ERR(conduit_write(c, "later", 5, &n), 0);
+        UNIT_EQ_ERR(conduit_read(s, b, sizeof(b), &n), 0);
+        UNIT_EQ(n, 5);
+        /* The peer closing without data of ours unread is a clean end. */
+        conduit_close(c);
+        c = NULL;
+        UNIT_EQ_ERR(conduit_read(s, b, sizeof(b), &n), 0);
+        UNIT_EQ(n, 0);
+    }
+    conduit_close(c);
+    conduit_close(s);
+    conduit_listener_close(l);
+}
+
+/* A vchan peer that closes with data of ours unread: shutdown says so. */
+static void test_conduit_vchan_shutdown_peer_gone(void)
+{
+    struct conduit_options co = {.timeout_ms = 5000};
+    struct conduit_listener *l = NULL;
+    struct conduit *s = NULL, *c = NULL;
+    size_t n = 0;
+
+    setup();
+    if (pair("vchan://0/gone", "vchan://0/gone", &l, &s, &c, &co)) {
+        UNIT_EQ_ERR(conduit_write(c, "unread", 6, &n), 0);
+        conduit_close(s);
+        s = NULL;
+        UNIT_EQ_ERR(conduit_shutdown(c), -CONDUIT_EPIPE);
+        ASSERT_HAS(conduit_last_error(c), "6 bytes of ours not consumed");
+    }
+    conduit_close(c);
+    conduit_close(s);
+    conduit_listener_close(l);
+}
+
+/* Half-close is a property the caller can ask for, not a transport to test. */
+static void test_conduit_has_half_close(void)
+{
+    struct conduit_listener *l = NULL;
+    struct conduit *s = NULL, *c = NULL;
+    char u[300];
+
+    setup();
+    snprintf(u, sizeof(u), "unix://%s", tmp_path(1, "hc.sock"));
+    if (pair(u, u, &l, &s, &c, NULL)) {
+        CU_ASSERT_TRUE(conduit_has_half_close(c));
+        CU_ASSERT_TRUE(conduit_has_half_close(s));
+    }
+    CU_ASSERT_FALSE(conduit_has_half_close(NULL));
     conduit_close(c);
     conduit_close(s);
     conduit_listener_close(l);
@@ -1248,7 +1331,10 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_conduit_connect_timeout),
     UNIT_TEST(test_conduit_accept_timeout),
     UNIT_TEST(test_conduit_eof_then_epipe),
-    UNIT_TEST(test_conduit_vchan_drain),
+    UNIT_TEST(test_conduit_vchan_shutdown),
+    UNIT_TEST(test_conduit_vchan_shutdown_silent),
+    UNIT_TEST(test_conduit_vchan_shutdown_peer_gone),
+    UNIT_TEST(test_conduit_has_half_close),
     UNIT_TEST(test_conduit_listen_in_use),
     UNIT_TEST(test_conduit_unix_stale),
 };
