@@ -1004,9 +1004,6 @@ int main(int argc, char **argv)
         }
         o.wait_ms = u->timeout_ms;
     }
-    if (!o.listen && (u->options & (CONDUIT_URI_OPT_READ_SIZE | CONDUIT_URI_OPT_WRITE_SIZE))) {
-        msg("warning: %s: read-size and write-size are chosen by the server; ignored", o.uri_text);
-    }
 
     r = o.listen ? server(&o, u) : client(&o, u);
     if (r == DONE_SIGNAL) {

@@ -106,6 +106,13 @@ static int check_uri(struct conduit__err *e, const struct conduit_uri *u, bool l
         return conduit__errorf(e, CONDUIT_EWILDCARD,
                                "'*' (any address) can only be listened on, not connected to");
     }
+    /* The server chooses both rings; a client's wish would be silently dropped. */
+    if (!listen && (u->options & (CONDUIT_URI_OPT_READ_SIZE | CONDUIT_URI_OPT_WRITE_SIZE))) {
+        return conduit__errorf(e, CONDUIT_EOPTION,
+                               "%s is chosen by the server: give it on the listen URI (a client "
+                               "gets the rings its server shared)",
+                               (u->options & CONDUIT_URI_OPT_READ_SIZE) ? "read-size" : "write-size");
+    }
     if (u->layer != CONDUIT_LAYER_TLS && opts &&
         (opts->ca != NULL || opts->cert != NULL || opts->key != NULL)) {
         return conduit__errorf(e, CONDUIT_EOPTION,
@@ -206,17 +213,26 @@ static int wait_ready(struct conduit *c, unsigned want, uint64_t *deadline, int 
 }
 
 /* One non-blocking step of the handshake, if the stack has one. */
+static void describe(struct conduit__layer *l, char *buf, size_t len);
+
+/* conduit_info's text, made again whenever what it describes changes. */
+static void refresh_info(struct conduit *c)
+{
+    c->info[0] = '\0';
+    describe(c->top, c->info, sizeof(c->info));
+}
+
 static int handshake_step(struct conduit *c)
 {
     int rc;
 
-    if (c->handshaken || !c->top->ops->handshake) {
-        c->handshaken = true;
+    if (c->handshaken) {
         return 0;
     }
-    rc = c->top->ops->handshake(c->top);
+    rc = c->top->ops->handshake ? c->top->ops->handshake(c->top) : 0;
     if (rc == 0) {
         c->handshaken = true;
+        refresh_info(c); /* the TLS version and cipher are known now */
     }
     return rc;
 }
@@ -334,6 +350,7 @@ CONDUIT_EXPORT int conduit_connect_uri(struct conduit **out, const struct condui
         c->top = lower;
     }
     tls = lower = NULL;
+    refresh_info(c);
     if ((rc = handshake_all(c, a.deadline, a.timeout_ms)) < 0) {
         goto out;
     }
@@ -471,6 +488,7 @@ CONDUIT_EXPORT int conduit_shutdown(struct conduit *c)
         }
         if (rc == 0) {
             c->shut = true;
+            refresh_info(c);
             c->shutting = false;
             return 0;
         }
@@ -571,17 +589,9 @@ static void describe(struct conduit__layer *l, char *buf, size_t len)
     }
 }
 
-CONDUIT_EXPORT const char *conduit_info(const struct conduit *cc)
+CONDUIT_EXPORT const char *conduit_info(const struct conduit *c)
 {
-    /* The buffer belongs to the handle; describing it changes nothing else. */
-    struct conduit *c = (struct conduit *)cc;
-
-    if (!c) {
-        return "";
-    }
-    c->info[0] = '\0';
-    describe(c->top, c->info, sizeof(c->info));
-    return c->info;
+    return c ? c->info : "";
 }
 
 /* ------------------------------------------------------------ listen */
@@ -731,6 +741,7 @@ CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **o
     c->top = top;
     c->nonblocking = l->nonblocking;
     c->timeout_ms = l->io_timeout_ms;
+    refresh_info(c);
     apply_mode(c);
     if (!l->nonblocking) {
         int t = l->timeout_ms > 0 ? l->timeout_ms : CONDUIT_CONNECT_TIMEOUT_MS;
