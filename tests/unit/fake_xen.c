@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * fake_xen.c: the functions of libxengnttab, libxenevtchn and libxenstore
- * that libvchan/platform/xen.c calls, over process memory (fake_xen.h says
- * how each is modelled). Test-only: linked into tests/unit/test_xen_platform
- * in place of the real libraries. Written from the libraries' public
- * headers; no code of theirs.
+ * that libvchan/platform/xen.c and libconduit/rendezvous/xen.c call, over
+ * process memory (fake_xen.h says how each is modelled). Test-only: linked
+ * into tests/unit/test_xen_platform and test_rendezvous_xen in place of the
+ * real libraries. Written from the libraries' public headers; no code of
+ * theirs.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -110,7 +111,7 @@ struct event {
     struct event *next;
 };
 
-enum txkind { TX_WRITE, TX_PERMS, TX_RM };
+enum txkind { TX_WRITE, TX_PERMS, TX_RM, TX_MKDIR };
 
 struct txop {
     enum txkind kind;
@@ -688,7 +689,58 @@ static void node_free(struct node *n)
     free(n);
 }
 
-/* Write a node (lock held); a new one is owned by `dom`, no access for others. */
+/*
+ * A node and its missing ancestors, as xenstored makes them (lock held):
+ * creating one needs write access to its parent; it takes the parent's
+ * permissions, owned by its creator (dom0 creates for the parent's owner).
+ */
+static struct node *node_make(int dom, const char *path)
+{
+    struct node *n = node_find(path), *parent = NULL;
+    const char *slash = strrchr(path, '/');
+
+    if (n) {
+        return n;
+    }
+    if (slash && slash != path) {
+        char *up = strndup(path, (size_t)(slash - path));
+
+        parent = up ? node_make(dom, up) : NULL;
+        free(up);
+        if (!parent) {
+            return NULL;
+        }
+        if (!may(parent, dom, XS_PERM_WRITE)) {
+            errno = EACCES;
+            return NULL;
+        }
+    } else if (dom != 0) {
+        errno = EACCES; /* only dom0 makes top-level nodes */
+        return NULL;
+    }
+    if (!(n = calloc(1, sizeof(*n))) || !(n->path = strdup(path)) || !(n->val = strdup(""))) {
+        if (n) {
+            free(n->path);
+            free(n);
+        }
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (parent) {
+        memcpy(n->perms, parent->perms, sizeof(n->perms));
+        n->nperms = parent->nperms;
+    } else {
+        n->nperms = 1;
+    }
+    if (dom != 0) {
+        n->perms[0].id = (unsigned)dom;
+    }
+    n->next = nodes;
+    nodes = n;
+    return n;
+}
+
+/* Write a node (lock held), making it and its ancestors when missing. */
 static bool node_write(int dom, const char *path, const char *val, unsigned len)
 {
     struct node *n = node_find(path);
@@ -705,17 +757,9 @@ static bool node_write(int dom, const char *path, const char *val, unsigned len)
         errno = EACCES;
         return false;
     }
-    if (!n) {
-        if (!(n = calloc(1, sizeof(*n))) || !(n->path = strdup(path))) {
-            free(n);
-            free(copy);
-            errno = ENOMEM;
-            return false;
-        }
-        n->perms[0] = (struct xs_permissions){ .id = (unsigned)dom, .perms = XS_PERM_NONE };
-        n->nperms = 1;
-        n->next = nodes;
-        nodes = n;
+    if (!n && !(n = node_make(dom, path))) {
+        free(copy);
+        return false;
     }
     free(n->val);
     n->val = copy;
@@ -774,6 +818,18 @@ static bool node_rm(int dom, const char *path)
         }
     }
     fire(path, true);
+    return true;
+}
+
+static bool node_mkdir(int dom, const char *path)
+{
+    if (node_find(path)) {
+        return true;
+    }
+    if (!node_make(dom, path)) {
+        return false;
+    }
+    fire(path, false);
     return true;
 }
 
@@ -906,7 +962,8 @@ bool xs_write(struct xs_handle *h, xs_transaction_t t, const char *path, const v
     return ok;
 }
 
-bool xs_rm(struct xs_handle *h, xs_transaction_t t, const char *path)
+/* xs_rm and xs_mkdir: now, or at the end of transaction t. */
+static bool path_op(struct xs_handle *h, xs_transaction_t t, const char *path, enum txkind kind)
 {
     char *p = full_path(h->dom, path);
     struct txop *op;
@@ -917,10 +974,10 @@ bool xs_rm(struct xs_handle *h, xs_transaction_t t, const char *path)
     }
     pthread_mutex_lock(&lock);
     if (t == XBT_NULL) {
-        ok = node_rm(h->dom, p);
+        ok = kind == TX_RM ? node_rm(h->dom, p) : node_mkdir(h->dom, p);
         free(p);
     } else if ((op = calloc(1, sizeof(*op)))) {
-        op->kind = TX_RM;
+        op->kind = kind;
         op->path = p;
         ok = tx_add(h, t, op);
     } else {
@@ -929,6 +986,87 @@ bool xs_rm(struct xs_handle *h, xs_transaction_t t, const char *path)
     }
     pthread_mutex_unlock(&lock);
     return ok;
+}
+
+bool xs_rm(struct xs_handle *h, xs_transaction_t t, const char *path)
+{
+    return path_op(h, t, path, TX_RM);
+}
+
+bool xs_mkdir(struct xs_handle *h, xs_transaction_t t, const char *path)
+{
+    return path_op(h, t, path, TX_MKDIR);
+}
+
+/* The names of the children of path, in one block freed with free(). */
+char **xs_directory(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *num)
+{
+    char *p = full_path(h->dom, path), **names = NULL, *at;
+    size_t plen, count = 0, bytes = 0;
+    struct node *dirn;
+
+    (void)t;
+    if (!p) {
+        return NULL;
+    }
+    plen = strlen(p);
+    pthread_mutex_lock(&lock);
+    dirn = node_find(p);
+    if (!dirn || !may(dirn, h->dom, XS_PERM_READ)) {
+        errno = dirn ? EACCES : ENOENT;
+        goto out;
+    }
+    for (struct node *n = nodes; n; n = n->next) {
+        if (strncmp(n->path, p, plen) == 0 && n->path[plen] == '/' &&
+            !strchr(n->path + plen + 1, '/')) {
+            count++;
+            bytes += strlen(n->path + plen + 1) + 1;
+        }
+    }
+    if (!(names = malloc(count * sizeof(char *) + bytes + 1))) {
+        errno = ENOMEM;
+        goto out;
+    }
+    at = (char *)(names + count);
+    count = 0;
+    for (struct node *n = nodes; n; n = n->next) {
+        if (strncmp(n->path, p, plen) == 0 && n->path[plen] == '/' &&
+            !strchr(n->path + plen + 1, '/')) {
+            size_t l = strlen(n->path + plen + 1) + 1;
+
+            names[count++] = memcpy(at, n->path + plen + 1, l);
+            at += l;
+        }
+    }
+    *num = (unsigned)count;
+out:
+    pthread_mutex_unlock(&lock);
+    free(p);
+    return names;
+}
+
+struct xs_permissions *xs_get_permissions(struct xs_handle *h, xs_transaction_t t,
+                                          const char *path, unsigned int *num)
+{
+    char *p = full_path(h->dom, path);
+    struct xs_permissions *perms = NULL;
+    struct node *n;
+
+    (void)t;
+    if (!p) {
+        return NULL;
+    }
+    pthread_mutex_lock(&lock);
+    n = node_find(p);
+    if (!n || !may(n, h->dom, XS_PERM_READ)) {
+        errno = n ? EACCES : ENOENT;
+    } else if ((perms = malloc(n->nperms * sizeof(*perms)))) {
+        memcpy(perms, n->perms, n->nperms * sizeof(*perms));
+        *num = n->nperms;
+    }
+    pthread_mutex_unlock(&lock);
+    free(p);
+    return perms;
 }
 
 bool xs_set_permissions(struct xs_handle *h, xs_transaction_t t, const char *path,
@@ -1008,6 +1146,9 @@ bool xs_transaction_end(struct xs_handle *h, xs_transaction_t t, bool abort)
                     break;
                 case TX_RM:
                     ok = node_rm(h->dom, o->path);
+                    break;
+                case TX_MKDIR:
+                    ok = node_mkdir(h->dom, o->path);
                     break;
                 }
             }
@@ -1133,17 +1274,34 @@ void fake_xen_set_domid(int domid)
     cur_domid = domid;
 }
 
+/* As a toolstack does: /local/domain/N owned by N, its `domid` and `name` dom0's, N may read. */
 void fake_xen_add_domain(int domid)
 {
-    char path[64], val[16];
+    char home[48], path[64], val[32];
+    struct node *n;
 
-    snprintf(path, sizeof(path), "/local/domain/%d/domid", domid);
-    snprintf(val, sizeof(val), "%d", domid);
+    snprintf(home, sizeof(home), "/local/domain/%d", domid);
     pthread_mutex_lock(&lock);
     if (!dom_known(domid) && ndoms < MAX_DOMS) {
         doms[ndoms++] = domid;
     }
-    (void)node_write(domid, path, val, (unsigned)strlen(val));
+    if ((n = node_make(0, home))) {
+        n->perms[0] = (struct xs_permissions){ .id = (unsigned)domid, .perms = XS_PERM_NONE };
+        n->nperms = 1;
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", home, i ? "name" : "domid");
+        if (i) {
+            snprintf(val, sizeof(val), "guest%d", domid);
+        } else {
+            snprintf(val, sizeof(val), "%d", domid);
+        }
+        if (node_write(0, path, val, (unsigned)strlen(val)) && (n = node_find(path))) {
+            n->perms[0] = (struct xs_permissions){ .id = 0, .perms = XS_PERM_NONE };
+            n->perms[1] = (struct xs_permissions){ .id = (unsigned)domid, .perms = XS_PERM_READ };
+            n->nperms = 2;
+        }
+    }
     pthread_mutex_unlock(&lock);
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * fake_xen.h: an in-process stand-in for libxengnttab (gntalloc and gntdev),
- * libxenevtchn and libxenstore, so libvchan/platform/xen.c can be unit
- * tested without Xen (tests/unit/test_xen_platform). fake_xen.c defines the
+ * libxenevtchn and libxenstore, so libvchan/platform/xen.c and
+ * libconduit/rendezvous/xen.c can be unit tested without Xen
+ * (tests/unit/test_xen_platform, test_rendezvous_xen). fake_xen.c defines the
  * library functions xen.c calls; a test program links it instead of the
  * real libraries. One fake "hypervisor" per process, shared by all threads:
  *
@@ -12,7 +13,10 @@
  *    on unshare/unmap: the byte is cleared and the event channel signalled.
  *  - event channels: a table of ports; each handle has a pipe that carries
  *    the numbers of its pending ports, with Xen's mask-on-delivery.
- *  - xenstore: an in-memory list of nodes with owner/read permissions,
+ *  - xenstore: an in-memory list of nodes with xenstored's permissions
+ *    (owner, then per-domain and default rights; creating a node needs
+ *    write access to its parent, it inherits the parent's rights and is
+ *    owned by its creator; dom0 may do anything), directories,
  *    buffered transactions, watches (fired on registration, on writes and
  *    removals at or under the path) and @releaseDomain.
  *

@@ -3,8 +3,8 @@
  * libconduit/rendezvous/: parse.c's parsers of what an accept-rendezvous
  * peer writes (hostile input, table-driven), and local.c's client and
  * server of the local platform's accept rendezvous through their internal
- * functions, with a hand-made hostile client beside them. (xen.c needs
- * xenstore: tests/xen/scenarios/accept-*.sh; none.c is what is built
+ * functions, with a hand-made hostile client beside them. (xen.c:
+ * test_rendezvous_xen over the fake xenstore; none.c is what is built
  * without Xen, checked here when it is.)
  */
 #ifdef HAVE_CONFIG_H
