@@ -60,8 +60,10 @@ transfer() {
         [ -n "$(ls -A "$VCHAN_DIR")" ] && break
         sleep 0.02
     done
+    # The client's URI is the server's without its options: ring sizes are the server's.
+    local port=${uri##*/}
     timeout -k 5 120 "${run[@]}" "${VG[@]}" --log-file="$tmp/vg-client.%p" \
-        "$CAT" -w 30 "vchan://0/${uri##*/}" < "$cin" > "$tmp/client.out" 2> "$tmp/client.err"
+        "$CAT" -w 30 "vchan://0/${port%%\?*}" < "$cin" > "$tmp/client.out" 2> "$tmp/client.err"
     status_c=$?
     wait "$ws"
     status_s=$?

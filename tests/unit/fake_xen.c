@@ -41,7 +41,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* Per thread, so a server thread and a client thread can be two domains. */
 static _Thread_local int cur_domid;
 static bool privileged = true;
-static int fail_commits, commits;
+static int fail_commits, commits, fail_starts, fail_starts_errno;
 static int doms[MAX_DOMS];
 static unsigned ndoms;
 
@@ -1105,7 +1105,10 @@ xs_transaction_t xs_transaction_start(struct xs_handle *h)
     xs_transaction_t t = XBT_NULL;
 
     pthread_mutex_lock(&lock);
-    if (h->tx != XBT_NULL) {
+    if (fail_starts > 0) {
+        fail_starts--;
+        errno = fail_starts_errno;
+    } else if (h->tx != XBT_NULL) {
         errno = EBUSY;
     } else {
         t = h->tx = next_tx++;
@@ -1336,6 +1339,14 @@ void fake_xen_fail_commits(int n)
     pthread_mutex_unlock(&lock);
 }
 
+void fake_xen_fail_starts(int n, int err)
+{
+    pthread_mutex_lock(&lock);
+    fail_starts = n;
+    fail_starts_errno = err;
+    pthread_mutex_unlock(&lock);
+}
+
 int fake_xen_commits(void)
 {
     int n;
@@ -1444,6 +1455,7 @@ void fake_xen_reset(void)
     cur_domid = 0;
     privileged = true;
     fail_commits = 0;
+    fail_starts = 0;
     commits = 0;
     pthread_mutex_unlock(&lock);
 }

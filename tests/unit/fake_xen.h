@@ -40,6 +40,8 @@ void fake_xen_release_domain(int domid);
 void fake_xen_set_privileged(bool privileged);
 /* The next n transaction commits fail with EAGAIN (a racing writer). */
 void fake_xen_fail_commits(int n);
+/* The next n transaction starts fail with err (xenstored's quota: ENOSPC). */
+void fake_xen_fail_starts(int n, int err);
 /* How many commits were attempted so far. */
 int fake_xen_commits(void);
 
