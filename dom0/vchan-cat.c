@@ -59,7 +59,8 @@ struct options {
     const char *uri_text;
     bool listen, keep, progress;
     int verbose;
-    int wait_ms; /* -w or timeout=; 0: not given */
+    int flag_wait_ms; /* -w, handed to libconduit as both timeouts; 0: not given */
+    int wait_ms;      /* -w or timeout=: our idle rule (nothing moved); 0: none */
     const char *ca, *cert, *key;
 };
 
@@ -679,7 +680,10 @@ out:
 static void fill_options(const struct options *o, struct conduit_options *co)
 {
     memset(co, 0, sizeof(*co));
-    co->timeout_ms = o->wait_ms;
+    co->struct_size = sizeof(*co);
+    /* -w bounds the connect and the wait for a client; timeout= does the same in libconduit. */
+    co->connect_timeout_ms = o->flag_wait_ms;
+    co->timeout_ms = o->flag_wait_ms;
     co->nonblocking = true; /* the connection; connect itself still completes */
     co->ca = o->ca;
     co->cert = o->cert;
@@ -723,7 +727,6 @@ static enum outcome client(const struct options *o, const struct conduit_uri *u)
 static enum outcome next_client(const struct options *o, struct conduit_listener *l,
                                 struct conduit **out)
 {
-    uint64_t deadline = o->wait_ms > 0 ? vclock_now_ms() + (uint64_t)o->wait_ms : 0;
     int lfd = conduit_listener_fd(l);
 
     for (;;) {
@@ -735,6 +738,11 @@ static enum outcome next_client(const struct options *o, struct conduit_listener
 
         if (rc == 0) {
             return DONE_OK;
+        }
+        if (rc == -CONDUIT_ETIMEDOUT) {
+            /* The listener's connect timeout (-w or timeout=): nobody came. */
+            msg("%s", conduit_listener_last_error(l));
+            return DONE_FATAL;
         }
         if (rc != -CONDUIT_EAGAIN) {
             msg("%s", conduit_listener_last_error(l)[0] ? conduit_listener_last_error(l)
@@ -752,14 +760,9 @@ static enum outcome next_client(const struct options *o, struct conduit_listener
             return DONE_SIGNAL;
         }
         /* Pending clients have deadlines of their own: look at least every second. */
-        rc = poll(pfd, 2, min_timeout(1000, deadline, vclock_now_ms()));
+        rc = poll(pfd, 2, 1000);
         if (rc < 0 && errno != EINTR) {
             msg("poll: %s", strerror(errno));
-            return DONE_FATAL;
-        }
-        if (rc == 0 && deadline != 0 && vclock_now_ms() >= deadline) {
-            msg("%s: timed out: no client connected within %.3f s", o->uri_text,
-                o->wait_ms / 1000.0);
             return DONE_FATAL;
         }
     }
@@ -927,7 +930,7 @@ int main(int argc, char **argv)
             o.verbose++;
             break;
         case 'w':
-            if (conduit_timeout_parse(optarg, &o.wait_ms, err, sizeof(err)) < 0) {
+            if (conduit_timeout_parse(optarg, &o.flag_wait_ms, err, sizeof(err)) < 0) {
                 msg("-w: %s", err);
                 return EXIT_USAGE;
             }
@@ -996,8 +999,13 @@ int main(int argc, char **argv)
         status = EXIT_USAGE;
         goto out;
     }
+    /*
+     * libconduit applies the URI's timeout= itself (connect, accept); we
+     * only read it for the idle rule that -w also sets.
+     */
+    o.wait_ms = o.flag_wait_ms;
     if (u->options & CONDUIT_URI_OPT_TIMEOUT) {
-        if (o.wait_ms > 0) {
+        if (o.flag_wait_ms > 0) {
             msg("%s: timeout given twice, by -w and by timeout=", o.uri_text);
             status = EXIT_USAGE;
             goto out;

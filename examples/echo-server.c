@@ -115,7 +115,7 @@ static bool service(struct client *cl, const char **why)
 
 int main(int argc, char **argv)
 {
-    struct conduit_options opts = {.nonblocking = true};
+    struct conduit_options opts = CONDUIT_OPTIONS_INIT(.nonblocking = true);
     struct client *clients[MAX_CLIENTS] = {0};
     struct conduit_listener *l = NULL;
     long served = 0, limit = 0;

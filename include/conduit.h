@@ -19,8 +19,11 @@
  *   option    name "=" value       names are lower-case and case-sensitive
  *
  * Options, each at most once:
- *   timeout=SECS      all: seconds, decimal with up to 3 decimals ("30",
- *                     "0.5"), 0.001 to 86400
+ *   timeout=SECS      all: the I/O timeout (and the connect timeout when
+ *                     connect-timeout= is absent), in seconds, decimal with
+ *                     up to 3 decimals ("30", "0.5"), 0.001 to 86400
+ *   connect-timeout=SECS  all: the connect timeout (listen: the accept
+ *                     timeout), same format
  *   read-size=BYTES   vchan: minimum size of the ring the server reads,
  *   write-size=BYTES  ... and of the ring it writes; 1 to 1048576 (the
  *                     ring is rounded up to a power of two, at least 1 KiB)
@@ -127,6 +130,7 @@ CONDUIT_EXPORT const char *conduit_transport_name(enum conduit_transport transpo
 #define CONDUIT_URI_OPT_KEY (1u << 5)
 #define CONDUIT_URI_OPT_SERVERNAME (1u << 6)
 #define CONDUIT_URI_OPT_VERIFY (1u << 7)
+#define CONDUIT_URI_OPT_CONNECT_TIMEOUT (1u << 8)
 
 /* conduit_uri.vchan.domid values that are not domain ids. */
 #define CONDUIT_DOMID_ANY (-1)   /* "*": any domain (listen only) */
@@ -170,6 +174,7 @@ struct conduit_uri {
 
     unsigned options; /* CONDUIT_URI_OPT_* bits of the options given */
     int timeout_ms;   /* timeout=, 0 when not given */
+    int connect_timeout_ms; /* connect-timeout=, 0 when not given */
 
     struct {
         char *ca, *cert, *key; /* file names, NULL when not given */
@@ -218,10 +223,8 @@ CONDUIT_EXPORT int conduit_timeout_parse(const char *text, int *ms, char *err, s
  * writes wait at most the I/O timeout (-CONDUIT_ETIMEDOUT after it; none by
  * default); non-blocking ones return -CONDUIT_EAGAIN instead of waiting.
  * Connecting always completes (or fails) before conduit_connect returns,
- * within the connect timeout: the URI's timeout= or conduit_options.
- * timeout_ms, else CONDUIT_CONNECT_TIMEOUT_MS; the same value becomes the
- * I/O timeout when it was given. A listener's timeout bounds each blocking
- * conduit_accept (none by default).
+ * within the connect timeout. Which timeout is which, and where each comes
+ * from: struct conduit_options below.
  *
  * Transports (DESIGN.md):
  *   tcp://HOST:PORT    every address getaddrinfo gives is tried in turn,
@@ -270,14 +273,37 @@ typedef void conduit_log_fn(void *ctx, enum conduit_log_level level, const char 
 #define CONDUIT_CONNECT_TIMEOUT_MS 30000
 
 /*
- * Options of conduit_connect and conduit_listen. Zero-initialise, then set
- * what you need; a NULL pointer means all zero. Everything is borrowed for
- * the duration of the call only, except the logger, which the handle keeps.
+ * Options of conduit_connect and conduit_listen; a NULL pointer means all
+ * defaults. Versioned, so that fields can be appended without breaking
+ * binaries built against an older conduit.h: start from
+ * CONDUIT_OPTIONS_INIT (which sets struct_size), then set what you need:
+ *
+ *     struct conduit_options o = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
+ *
+ * A struct_size of 0 (a struct only zeroed) or one smaller than this
+ * library knows is -CONDUIT_EINVAL; a larger one (a newer conduit.h) is
+ * accepted if the fields this library does not know are zero. Everything is
+ * borrowed for the duration of the call only, except the logger, which the
+ * handle keeps.
+ *
+ * Timeouts (milliseconds; 0: not given here), as curl's CONNECTTIMEOUT and
+ * TIMEOUT. An option given here replaces the URI's; the URI's replaces the
+ * default:
+ *   connect  connect_timeout_ms, else connect-timeout=, else the I/O
+ *            timeout, else CONDUIT_CONNECT_TIMEOUT_MS. For a listener
+ *            (default: none): how long it waits for its next client. A
+ *            blocking conduit_accept waits at most that; non-blocking calls
+ *            return ETIMEDOUT once that long has passed since the first
+ *            call that found no client.
+ *   I/O      timeout_ms, else timeout=, else none: each blocking read,
+ *            write or shutdown (conduit_set_timeout changes it later).
  */
 struct conduit_options {
-    int timeout_ms;   /* > 0: replaces the URI's timeout= (milliseconds) */
-    bool nonblocking; /* the connection (accepted ones: too) does not block */
-    const char *ca;   /* TLS files, used when the URI gives none */
+    size_t struct_size;     /* sizeof(struct conduit_options): CONDUIT_OPTIONS_INIT */
+    int timeout_ms;         /* I/O timeout (and connect timeout if none is given) */
+    int connect_timeout_ms; /* connect timeout; a listener's accept timeout */
+    bool nonblocking;       /* the connection (accepted ones: too) does not block */
+    const char *ca;         /* TLS files, used when the URI gives none */
     const char *cert;
     const char *key;
     conduit_log_fn *log; /* NULL: silent */
@@ -285,6 +311,10 @@ struct conduit_options {
     char *errbuf; /* when the call fails, its message is copied here */
     size_t errbuf_len;
 };
+#define CONDUIT_OPTIONS_INIT(...)                                  \
+    {                                                              \
+        .struct_size = sizeof(struct conduit_options), __VA_ARGS__ \
+    }
 
 /*
  * Connect to `uri` (text, parsed here; or a struct parsed by the caller).

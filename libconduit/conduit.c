@@ -85,21 +85,74 @@ static int failed(const struct conduit__err *e, const struct conduit_options *op
     return rc;
 }
 
-static int effective_timeout(const struct conduit_uri *u, const struct conduit_options *opts)
+/* The I/O timeout (0: none): the options', else the URI's (conduit.h). */
+static int io_timeout(const struct conduit_uri *u, const struct conduit_options *opts)
 {
-    if (opts && opts->timeout_ms > 0) {
+    if (opts->timeout_ms > 0) {
         return opts->timeout_ms;
     }
     return (u->options & CONDUIT_URI_OPT_TIMEOUT) ? u->timeout_ms : 0;
+}
+
+/* The connect (listener: accept) timeout, 0 when none was given anywhere. */
+static int connect_timeout(const struct conduit_uri *u, const struct conduit_options *opts)
+{
+    if (opts->connect_timeout_ms > 0) {
+        return opts->connect_timeout_ms;
+    }
+    if (u->options & CONDUIT_URI_OPT_CONNECT_TIMEOUT) {
+        return u->connect_timeout_ms;
+    }
+    return io_timeout(u, opts);
+}
+
+/* Upper bound of struct_size accepted from a newer conduit.h (anything more is garbage). */
+#define OPTIONS_SIZE_MAX 4096
+
+/*
+ * The caller's options as this library knows them (conduit.h: versioned by
+ * struct_size); NULL is all defaults. -CONDUIT_EINVAL with the reason in
+ * this thread's last failure (and, for a zeroed struct, its errbuf).
+ */
+static int options_load(struct conduit_options *dst, const struct conduit_options *src)
+{
+    const unsigned char *extra, *end;
+    const char *why = NULL;
+
+    memset(dst, 0, sizeof(*dst));
+    dst->struct_size = sizeof(*dst);
+    if (!src) {
+        return 0;
+    }
+    if (src->struct_size == 0) {
+        why = "struct conduit_options not initialised: use CONDUIT_OPTIONS_INIT";
+        if (src->errbuf && src->errbuf_len) {
+            snprintf(src->errbuf, src->errbuf_len, "%s", why);
+        }
+    } else if (src->struct_size < sizeof(*dst) || src->struct_size > OPTIONS_SIZE_MAX) {
+        why = "struct conduit_options has a struct_size this libconduit does not know";
+    } else {
+        end = (const unsigned char *)src + src->struct_size;
+        for (extra = (const unsigned char *)src + sizeof(*dst); extra < end && !why; extra++) {
+            if (*extra) {
+                why = "struct conduit_options sets fields this libconduit does not know (built "
+                      "against a newer conduit.h)";
+            }
+        }
+    }
+    if (why) {
+        snprintf(last_failure, sizeof(last_failure), "%s", why);
+        return -CONDUIT_EINVAL;
+    }
+    memcpy(dst, src, sizeof(*dst));
+    dst->struct_size = sizeof(*dst);
+    return 0;
 }
 
 /* Checks of a URI that need no I/O: usage errors. */
 static int check_uri(struct conduit__err *e, const struct conduit_uri *u, bool listen,
                      const struct conduit_options *opts)
 {
-    if (u->layer == CONDUIT_LAYER_SODIUM) {
-        return conduit__errorf(e, CONDUIT_ENOTSUP, "layer 'sodium' is not supported yet");
-    }
     if (!listen &&
         ((u->transport == CONDUIT_TRANSPORT_TCP && u->tcp.host == NULL) ||
          (u->transport == CONDUIT_TRANSPORT_VCHAN && u->vchan.domid == CONDUIT_DOMID_ANY))) {
@@ -299,71 +352,143 @@ static int parse_arg(const char *uri, unsigned flags, const struct conduit_optio
     return 0;
 }
 
+/* ------------------------------------------------------------ the tables */
+
+/*
+ * One open path for every URI: its transport from this table, then each
+ * layer above it from the next. Connect, listen and accept read the same
+ * entries, so a transport or layer is added in one place.
+ */
+struct transport_def {
+    enum conduit_transport id;
+    int (*connect)(struct conduit__err *e, const struct conduit__connect_args *a,
+                   struct conduit__layer **out);
+    int (*listen)(struct conduit_listener *l, const struct conduit_uri *u,
+                  const struct conduit_options *opts);
+};
+
+static const struct transport_def transports[] = {
+    {CONDUIT_TRANSPORT_TCP, conduit__tcp_connect, conduit__tcp_listen},
+    {CONDUIT_TRANSPORT_UNIX, conduit__unix_connect, conduit__unix_listen},
+    {CONDUIT_TRANSPORT_VCHAN, conduit__vchan_connect, conduit__vchan_listen},
+};
+
+/*
+ * A layer stacked on a transport. client: made before the transport is
+ * connected (so a bad file is reported before anything goes on the wire),
+ * given its lower layer afterwards. listen: its part of a listener (freed by
+ * listen_free); server: wraps each accepted connection. `missing`: the
+ * message of a layer this build cannot open.
+ */
+struct layer_def {
+    enum conduit_layer id;
+    const char *missing;
+    int (*client)(struct conduit__err *e, const struct conduit__connect_args *a,
+                  struct conduit__layer *lower, struct conduit__layer **out);
+    int (*listen)(struct conduit_listener *l, const struct conduit_uri *u,
+                  const struct conduit_options *opts);
+    int (*server)(struct conduit_listener *l, struct conduit__err *e, struct conduit__layer *lower,
+                  struct conduit__layer **out);
+    void (*listen_free)(struct conduit_listener *l);
+};
+
+static const struct layer_def layers[] = {
+    {CONDUIT_LAYER_TLS, NULL, conduit__tls_client, conduit__tls_listen, conduit__tls_server,
+     conduit__tls_listen_free},
+    {CONDUIT_LAYER_SODIUM, "layer 'sodium' is not supported yet", NULL, NULL, NULL, NULL},
+};
+
+static const struct transport_def *transport_of(enum conduit_transport id)
+{
+    for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
+        if (transports[i].id == id) {
+            return &transports[i];
+        }
+    }
+    return NULL;
+}
+
+/* The URI's layer (NULL: none), or an error naming why it cannot be used. */
+static int layer_of(struct conduit__err *e, enum conduit_layer id, const struct layer_def **out)
+{
+    *out = NULL;
+    if (id == CONDUIT_LAYER_NONE) {
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++) {
+        if (layers[i].id == id) {
+            if (layers[i].missing) {
+                return conduit__errorf(e, CONDUIT_ENOTSUP, "%s", layers[i].missing);
+            }
+            *out = &layers[i];
+            return 0;
+        }
+    }
+    return conduit__errorf(e, CONDUIT_ESCHEME, "unknown layer");
+}
+
 /* ------------------------------------------------------------ connect */
 
 CONDUIT_EXPORT int conduit_connect_uri(struct conduit **out, const struct conduit_uri *u,
                                        const struct conduit_options *opts)
 {
-    struct conduit__connect_args a = {.uri = u, .opts = opts};
-    struct conduit__layer *lower = NULL, *tls = NULL;
+    struct conduit_options o;
+    struct conduit__connect_args a = {.uri = u, .opts = &o};
+    struct conduit__layer *lower = NULL, *upper = NULL;
+    const struct transport_def *t;
+    const struct layer_def *ly;
     struct conduit *c;
-    int timeout, rc;
+    int rc;
 
     if (!out) {
         return -CONDUIT_EINVAL;
     }
     *out = NULL;
-    if (!(c = handle_new(u, opts, sizeof(*c), offsetof(struct conduit, err), &rc))) {
+    if ((rc = options_load(&o, opts)) < 0) {
         return rc;
     }
-    if ((rc = check_uri(&c->err, u, false, opts)) < 0) {
+    if (!(c = handle_new(u, &o, sizeof(*c), offsetof(struct conduit, err), &rc))) {
+        return rc;
+    }
+    if ((rc = layer_of(&c->err, u->layer, &ly)) < 0 || (rc = check_uri(&c->err, u, false, &o)) < 0) {
         goto out;
     }
-    timeout = effective_timeout(u, opts);
-    a.timeout_ms = timeout > 0 ? timeout : CONDUIT_CONNECT_TIMEOUT_MS;
-    a.deadline = vclock_deadline(vdeadline_timeout(a.timeout_ms));
-    /* TLS first: a missing CA file is reported before anything goes on the wire. */
-    if (u->layer == CONDUIT_LAYER_TLS && (rc = conduit__tls_client(&c->err, &a, NULL, &tls)) < 0) {
-        goto out;
-    }
-    switch (u->transport) {
-    case CONDUIT_TRANSPORT_TCP:
-        rc = conduit__tcp_connect(&c->err, &a, &lower);
-        break;
-    case CONDUIT_TRANSPORT_UNIX:
-        rc = conduit__unix_connect(&c->err, &a, &lower);
-        break;
-    case CONDUIT_TRANSPORT_VCHAN:
-        rc = conduit__vchan_connect(&c->err, &a, &lower);
-        break;
-    default:
+    if (!(t = transport_of(u->transport))) {
         rc = conduit__errorf(&c->err, CONDUIT_ESCHEME, "unknown transport");
-        break;
-    }
-    if (rc < 0) {
         goto out;
     }
-    if (tls) {
-        tls->next = lower;
-        c->top = tls;
+    a.timeout_ms = connect_timeout(u, &o);
+    if (a.timeout_ms == 0) {
+        a.timeout_ms = CONDUIT_CONNECT_TIMEOUT_MS;
+    }
+    a.deadline = vclock_deadline(vdeadline_timeout(a.timeout_ms));
+    if (ly && (rc = ly->client(&c->err, &a, NULL, &upper)) < 0) {
+        goto out;
+    }
+    if ((rc = t->connect(&c->err, &a, &lower)) < 0) {
+        goto out;
+    }
+    if (upper) {
+        upper->next = lower;
+        c->top = upper;
     } else {
         c->top = lower;
     }
-    tls = lower = NULL;
+    upper = lower = NULL;
     refresh_info(c);
     if ((rc = handshake_all(c, a.deadline, a.timeout_ms)) < 0) {
         goto out;
     }
-    c->timeout_ms = timeout;
-    c->nonblocking = opts && opts->nonblocking;
+    c->timeout_ms = io_timeout(u, &o);
+    c->nonblocking = o.nonblocking;
     apply_mode(c);
     c->err.msg[0] = '\0';
     *out = c;
     return 0;
 out:
-    failed(&c->err, opts, rc);
+    failed(&c->err, &o, rc);
     conduit__layer_close_all(c->top);
-    conduit__layer_close_all(tls);
+    conduit__layer_close_all(upper);
     conduit__layer_close_all(lower);
     free(c);
     return rc;
@@ -599,6 +724,8 @@ CONDUIT_EXPORT const char *conduit_info(const struct conduit *c)
 CONDUIT_EXPORT int conduit_listen_uri(struct conduit_listener **out, const struct conduit_uri *u,
                                       const struct conduit_options *opts)
 {
+    struct conduit_options o;
+    const struct transport_def *t;
     struct conduit_listener *l;
     int rc;
 
@@ -606,43 +733,39 @@ CONDUIT_EXPORT int conduit_listen_uri(struct conduit_listener **out, const struc
         return -CONDUIT_EINVAL;
     }
     *out = NULL;
-    if (!(l = handle_new(u, opts, sizeof(*l), offsetof(struct conduit_listener, err), &rc))) {
+    if ((rc = options_load(&o, opts)) < 0) {
+        return rc;
+    }
+    if (!(l = handle_new(u, &o, sizeof(*l), offsetof(struct conduit_listener, err), &rc))) {
         return rc;
     }
     l->layer = u->layer;
     l->transport = u->transport;
-    l->nonblocking = opts && opts->nonblocking;
-    l->timeout_ms = effective_timeout(u, opts);
-    l->io_timeout_ms = l->timeout_ms;
-    if ((rc = check_uri(&l->err, u, true, opts)) < 0) {
+    l->nonblocking = o.nonblocking;
+    l->timeout_ms = connect_timeout(u, &o);
+    l->io_timeout_ms = io_timeout(u, &o);
+    if ((rc = layer_of(&l->err, u->layer, &l->layer_def)) < 0 ||
+        (rc = check_uri(&l->err, u, true, &o)) < 0) {
         goto out;
     }
-    if (u->layer == CONDUIT_LAYER_TLS && (rc = conduit__tls_listen(l, u, opts)) < 0) {
-        goto out;
-    }
-    switch (u->transport) {
-    case CONDUIT_TRANSPORT_TCP:
-        rc = conduit__tcp_listen(l, u);
-        break;
-    case CONDUIT_TRANSPORT_UNIX:
-        rc = conduit__unix_listen(l, u);
-        break;
-    case CONDUIT_TRANSPORT_VCHAN:
-        rc = conduit__vchan_listen(l, u, opts);
-        break;
-    default:
+    if (!(t = transport_of(u->transport))) {
         rc = conduit__errorf(&l->err, CONDUIT_ESCHEME, "unknown transport");
-        break;
+        goto out;
     }
-    if (rc < 0) {
+    if (l->layer_def && (rc = l->layer_def->listen(l, u, &o)) < 0) {
+        goto out;
+    }
+    if ((rc = t->listen(l, u, &o)) < 0) {
         goto out;
     }
     l->err.msg[0] = '\0';
     *out = l;
     return 0;
 out:
-    failed(&l->err, opts, rc);
-    conduit__tls_listen_free(l);
+    failed(&l->err, &o, rc);
+    if (l->layer_def) {
+        l->layer_def->listen_free(l);
+    }
     free(l);
     return rc;
 }
@@ -696,15 +819,30 @@ CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **o
     }
     c->err.log = l->err.log;
     c->err.log_ctx = l->err.log_ctx;
+    /*
+     * The accept timeout runs from the first call that found no client: a
+     * blocking call waits that long at most, and non-blocking calls say
+     * ETIMEDOUT once it has passed, so a caller that polls the listener
+     * beside other work (signals, -k) keeps one deadline, conduit's.
+     */
     deadline = vclock_deadline(vdeadline_timeout(l->timeout_ms));
     for (;;) {
         int ms, tick;
 
         rc = l->ops->accept(l, &c->err, &lower, peer, sizeof(peer));
-        if (rc != -CONDUIT_EAGAIN || l->nonblocking) {
+        if (rc != -CONDUIT_EAGAIN) {
             break;
         }
+        if (l->nonblocking && l->timeout_ms > 0) {
+            if (l->waiting_since == 0) {
+                l->waiting_since = vclock_now_ms();
+            }
+            deadline = l->waiting_since + (uint64_t)l->timeout_ms;
+        }
         ms = vclock_left(deadline);
+        if (l->nonblocking && ms != 0) {
+            break;
+        }
         if (ms == 0) {
             rc = conduit__errorf(&l->err, CONDUIT_ETIMEDOUT,
                                  "timed out: no client connected within %.3f s",
@@ -726,11 +864,15 @@ CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **o
         free(c);
         return rc;
     }
-    if (l->layer == CONDUIT_LAYER_TLS) {
-        conduit__fmt(c->err.name, sizeof(c->err.name), "tls%s%s",
-                     l->transport == CONDUIT_TRANSPORT_TCP ? "" : "+",
-                     l->transport == CONDUIT_TRANSPORT_TCP ? peer + 3 : peer);
-        if ((rc = conduit__tls_server(l, &c->err, lower, &top)) < 0) {
+    l->waiting_since = 0;
+    if (l->layer_def) {
+        /* "tcp://..." becomes "tls://...", "vchan://..." "tls+vchan://...". */
+        const char *name = conduit_layer_name(l->layer);
+        bool tcp = l->transport == CONDUIT_TRANSPORT_TCP && l->layer == CONDUIT_LAYER_TLS;
+
+        conduit__fmt(c->err.name, sizeof(c->err.name), "%s%s%s", name, tcp ? "" : "+",
+                     tcp ? peer + 3 : peer);
+        if ((rc = l->layer_def->server(l, &c->err, lower, &top)) < 0) {
             conduit__layer_close_all(lower);
             goto fail;
         }
@@ -776,7 +918,9 @@ CONDUIT_EXPORT void conduit_listener_close(struct conduit_listener *l)
         if (l->ops) {
             l->ops->close(l);
         }
-        conduit__tls_listen_free(l);
+        if (l->layer_def) {
+            l->layer_def->listen_free(l);
+        }
         free(l);
     }
 }

@@ -642,6 +642,11 @@ static int opt_timeout(struct parser *p, const char *v)
     return parse_seconds(p, "timeout", v, &p->u->timeout_ms);
 }
 
+static int opt_connect_timeout(struct parser *p, const char *v)
+{
+    return parse_seconds(p, "connect-timeout", v, &p->u->connect_timeout_ms);
+}
+
 static int parse_size(struct parser *p, const char *name, const char *s, size_t *out)
 {
     char q[QUOTE_BUF];
@@ -713,6 +718,7 @@ enum opt_scope { SCOPE_ALL, SCOPE_TLS, SCOPE_VCHAN };
 
 enum opt_id {
     OPT_TIMEOUT,
+    OPT_CONNECT_TIMEOUT,
     OPT_READ_SIZE,
     OPT_WRITE_SIZE,
     OPT_CA,
@@ -729,6 +735,7 @@ static const struct opt_def {
     enum opt_scope scope;
 } opt_defs[] = {
     {"timeout", OPT_TIMEOUT, CONDUIT_URI_OPT_TIMEOUT, SCOPE_ALL},
+    {"connect-timeout", OPT_CONNECT_TIMEOUT, CONDUIT_URI_OPT_CONNECT_TIMEOUT, SCOPE_ALL},
     {"read-size", OPT_READ_SIZE, CONDUIT_URI_OPT_READ_SIZE, SCOPE_VCHAN},
     {"write-size", OPT_WRITE_SIZE, CONDUIT_URI_OPT_WRITE_SIZE, SCOPE_VCHAN},
     {"ca", OPT_CA, CONDUIT_URI_OPT_CA, SCOPE_TLS},
@@ -797,6 +804,9 @@ static int parse_option(struct parser *p, const char *s, size_t len)
     switch (def->id) {
     case OPT_TIMEOUT:
         r = opt_timeout(p, value);
+        break;
+    case OPT_CONNECT_TIMEOUT:
+        r = opt_connect_timeout(p, value);
         break;
     case OPT_READ_SIZE:
         r = opt_read_size(p, value);

@@ -143,9 +143,11 @@ struct conduit_listener {
     struct conduit__err err;
     enum conduit_layer layer;
     enum conduit_transport transport;
-    void *tls; /* SSL_CTX of a TLS listener */
+    const struct layer_def *layer_def; /* conduit.c's entry for the layer; NULL: none */
+    void *layer_ctx; /* the layer's listener state (TLS: its SSL_CTX) */
     bool nonblocking;
-    int timeout_ms;    /* of a blocking accept; 0: none */
+    int timeout_ms;    /* of accept (the connect timeout); 0: none */
+    uint64_t waiting_since; /* non-blocking: first accept that found nobody (ms); 0: none */
     int io_timeout_ms; /* given to accepted connections */
 };
 
@@ -160,10 +162,12 @@ struct conduit__connect_args {
 /* tcp.c, unix.c */
 int conduit__tcp_connect(struct conduit__err *e, const struct conduit__connect_args *a,
                          struct conduit__layer **out);
-int conduit__tcp_listen(struct conduit_listener *l, const struct conduit_uri *u);
+int conduit__tcp_listen(struct conduit_listener *l, const struct conduit_uri *u,
+                        const struct conduit_options *opts);
 int conduit__unix_connect(struct conduit__err *e, const struct conduit__connect_args *a,
                           struct conduit__layer **out);
-int conduit__unix_listen(struct conduit_listener *l, const struct conduit_uri *u);
+int conduit__unix_listen(struct conduit_listener *l, const struct conduit_uri *u,
+                         const struct conduit_options *opts);
 
 /* sock.c: a transport layer over a connected, non-blocking stream socket (taken over). */
 int conduit__sock_layer(struct conduit__err *e, int fd, const char *kind,

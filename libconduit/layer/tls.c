@@ -672,7 +672,7 @@ int conduit__tls_listen(struct conduit_listener *l, const struct conduit_uri *u,
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
-    l->tls = ctx;
+    l->layer_ctx = ctx;
     return 0;
 out:
     SSL_CTX_free(ctx);
@@ -685,7 +685,7 @@ int conduit__tls_server(struct conduit_listener *l, struct conduit__err *e,
     struct tls_layer *t;
     int rc;
 
-    if ((rc = new_layer(e, l->tls, true, lower, &t)) < 0) {
+    if ((rc = new_layer(e, l->layer_ctx, true, lower, &t)) < 0) {
         return rc;
     }
     *out = &t->base;
@@ -694,8 +694,8 @@ int conduit__tls_server(struct conduit_listener *l, struct conduit__err *e,
 
 void conduit__tls_listen_free(struct conduit_listener *l)
 {
-    if (l->tls) {
-        SSL_CTX_free(l->tls);
-        l->tls = NULL;
+    if (l->layer_ctx) {
+        SSL_CTX_free(l->layer_ctx);
+        l->layer_ctx = NULL;
     }
 }

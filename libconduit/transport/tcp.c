@@ -200,12 +200,15 @@ static int listen_error(struct conduit__err *e, const char *addr, int err)
     return conduit__errorf(e, code, "cannot listen on %s: %s", addr, strerror(err));
 }
 
-int conduit__tcp_listen(struct conduit_listener *l, const struct conduit_uri *u)
+int conduit__tcp_listen(struct conduit_listener *l, const struct conduit_uri *u,
+                        const struct conduit_options *opts)
 {
     struct tcp_listener *t;
     struct addrinfo *res = NULL, *ai;
     char addr[128] = "";
     int fd = -1, err = 0, rc;
+
+    (void)opts; /* nothing of a socket listener depends on them */
 
     if (u->tcp.host == NULL) {
         struct sockaddr_in6 any6 = {.sin6_family = AF_INET6,

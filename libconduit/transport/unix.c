@@ -159,12 +159,15 @@ static int live_socket(const struct sockaddr_un *sa)
     return rc;
 }
 
-int conduit__unix_listen(struct conduit_listener *l, const struct conduit_uri *u)
+int conduit__unix_listen(struct conduit_listener *l, const struct conduit_uri *u,
+                         const struct conduit_options *opts)
 {
     struct unix_listener *x;
     struct sockaddr_un sa;
     struct stat sb;
     int fd = -1, rc, tries;
+
+    (void)opts; /* nothing of a socket listener depends on them */
 
     if ((rc = make_addr(&l->err, u->un.path, &sa)) < 0) {
         return rc;

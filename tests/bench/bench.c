@@ -760,7 +760,7 @@ static void ep_open(struct ep *e, const struct pair *p, int side)
     }
     case K_CONDUIT: {
         char err[256] = "";
-        struct conduit_options o = {.timeout_ms = 30000, .errbuf = err, .errbuf_len = sizeof(err)};
+        struct conduit_options o = CONDUIT_OPTIONS_INIT(.timeout_ms = 30000, .errbuf = err, .errbuf_len = sizeof(err));
         uint64_t until = now_ns() + 10000000000ull;
         int rc;
 

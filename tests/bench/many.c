@@ -220,7 +220,7 @@ static bool echo(struct chan *ch)
 
 static void server(const char *uri, int n, int ready_fd, int report_fd)
 {
-    struct conduit_options opts = {.nonblocking = true};
+    struct conduit_options opts = CONDUIT_OPTIONS_INIT(.nonblocking = true);
     struct conduit_listener *l;
     struct chan *chs = calloc((size_t)n, sizeof(*chs));
     int *list = calloc((size_t)n + 1, sizeof(*list));
@@ -405,7 +405,7 @@ static int run(const char *name, const char *listen_uri, const char *connect_uri
     fds0 = open_fds();
     t0 = vclock_now_ns();
     for (int i = 0; i < n; i++) {
-        struct conduit_options opts = {.timeout_ms = 10000};
+        struct conduit_options opts = CONDUIT_OPTIONS_INIT(.timeout_ms = 10000);
         uint64_t a = vclock_now_ns();
         if (conduit_connect(&chs[i].c, connect_uri, &opts) < 0) {
             snprintf(err, sizeof(err), "connect #%d: %s", i + 1, conduit_last_error(NULL));
@@ -553,7 +553,7 @@ static int run_rate(const char *name, const char *lu, const char *cu, int rate, 
     int ready[2], rep[2], status;
     size_t max = (size_t)(rate * secs) + 1, n = 0;
     uint64_t *lat = calloc(max, sizeof(*lat)), period = 1000000000ull / (uint64_t)rate, t0;
-    struct conduit_options opts = {.timeout_ms = 10000};
+    struct conduit_options opts = CONDUIT_OPTIONS_INIT(.timeout_ms = 10000);
     struct rate_report r = {0};
     struct conduit *c;
     uint8_t msg[64] = {1}, back[64];

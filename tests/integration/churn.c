@@ -215,7 +215,7 @@ static int conduit_serve(struct churn *c, long i)
 
 static int conduit_client(struct churn *c, long i)
 {
-    struct conduit_options opts = {.timeout_ms = TIMEOUT_MS};
+    struct conduit_options opts = CONDUIT_OPTIONS_INIT(.timeout_ms = TIMEOUT_MS);
     struct conduit *k = NULL;
     char buf[4];
     size_t n;
@@ -265,7 +265,7 @@ static int run(struct churn *c)
     sem_init(&c->ready, 0, 0);
     sem_init(&c->done, 0, 0);
     if (!c->vchan_api) {
-        struct conduit_options opts = {.timeout_ms = TIMEOUT_MS};
+        struct conduit_options opts = CONDUIT_OPTIONS_INIT(.timeout_ms = TIMEOUT_MS);
         char errbuf[256] = "";
 
         opts.errbuf = errbuf;

@@ -305,7 +305,7 @@ static void *echo_thread(void *p)
 /* Listen on `uri` and serve `clients` connections in a thread. */
 static bool echo_start(struct echo *e, const char *uri, int clients)
 {
-    struct conduit_options o = {.timeout_ms = 20000};
+    struct conduit_options o = CONDUIT_OPTIONS_INIT(.timeout_ms = 20000);
     int rc;
 
     memset(e, 0, sizeof(*e));
@@ -336,7 +336,7 @@ static void echo_stop(struct echo *e)
  */
 static void roundtrip(const char *uri, size_t len, uint64_t stream, size_t chunk_max)
 {
-    struct conduit_options o = {.timeout_ms = 10000};
+    struct conduit_options o = CONDUIT_OPTIONS_INIT(.timeout_ms = 10000);
     uint8_t out[8192], in[8192];
     uint64_t sent = 0, got = 0;
     struct conduit *c = NULL;
@@ -505,8 +505,7 @@ static void test_conduit_open_errors(void)
     snprintf(unix_missing, sizeof(unix_missing), "unix://%s", tmp_path(1, "missing.sock"));
     for (size_t i = 0; i < UNIT_ARRAY_LEN(rows); i++) {
         char errbuf[512] = "";
-        struct conduit_options o = {
-            .errbuf = errbuf, .errbuf_len = sizeof(errbuf), .timeout_ms = 2000};
+        struct conduit_options o = CONDUIT_OPTIONS_INIT(.errbuf = errbuf, .errbuf_len = sizeof(errbuf), .timeout_ms = 2000);
         int rc;
 
         if (rows[i].listen) {
@@ -669,7 +668,7 @@ struct client_arg {
 static void *client_thread(void *p)
 {
     struct client_arg *a = p;
-    struct conduit_options o = {.timeout_ms = 10000};
+    struct conduit_options o = CONDUIT_OPTIONS_INIT(.timeout_ms = 10000);
     struct conduit *c = NULL;
     uint8_t out[4096], in[4096];
     size_t n, got;
@@ -740,7 +739,7 @@ static void test_conduit_vchan_accept_forked(void)
 static void tls_refused(const char *server_cert, const char *client_opts, int want,
                         const char *piece)
 {
-    struct conduit_options lo = {.timeout_ms = 5000}, co = {.timeout_ms = 5000};
+    struct conduit_options lo = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000), co = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
     struct conduit_listener *l = NULL;
     struct conduit *c = NULL;
     char lu[1024], cu[1024];
@@ -839,7 +838,7 @@ static void test_conduit_tls_client_cert(void)
     /* Without one it is refused. */
     snprintf(opts, sizeof(opts), "?ca=%s", tmp_path(2, "ca.pem"));
     {
-        struct conduit_options lo = {.timeout_ms = 5000}, co = {.timeout_ms = 5000};
+        struct conduit_options lo = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000), co = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
         struct conduit_listener *ls = NULL;
         struct conduit *cc = NULL;
         struct echo e;
@@ -897,7 +896,7 @@ static void *connect_thread(void *p)
 static bool pair(const char *listen_uri, const char *connect_uri, struct conduit_listener **l,
                  struct conduit **srv, struct conduit **cli, const struct conduit_options *co)
 {
-    struct conduit_options lo = {.timeout_ms = 5000};
+    struct conduit_options lo = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
     struct connector k = {.uri = connect_uri, .opts = co};
     pthread_t t;
     int rc;
@@ -920,7 +919,7 @@ static bool pair(const char *listen_uri, const char *connect_uri, struct conduit
 
 static void nonblocking_on(const char *listen_uri, const char *connect_uri)
 {
-    struct conduit_options co = {.nonblocking = true, .timeout_ms = 5000};
+    struct conduit_options co = CONDUIT_OPTIONS_INIT(.nonblocking = true, .timeout_ms = 5000);
     struct conduit_listener *l = NULL;
     struct conduit *s = NULL, *c = NULL;
     uint8_t buf[4096];
@@ -1010,7 +1009,7 @@ static void read_timeout_on(const char *uri)
 {
     struct conduit_listener *l = NULL;
     struct conduit *s = NULL, *c = NULL;
-    struct conduit_options co = {.timeout_ms = 5000};
+    struct conduit_options co = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
     uint8_t b[8];
     uint64_t t0;
     size_t n;
@@ -1079,7 +1078,7 @@ static void test_conduit_connect_timeout(void)
 /* A blocking accept with a timeout, then a listener that is still fine afterwards. */
 static void test_conduit_accept_timeout(void)
 {
-    struct conduit_options o = {.timeout_ms = 200};
+    struct conduit_options o = CONDUIT_OPTIONS_INIT(.timeout_ms = 200);
     struct conduit_listener *l = NULL;
     struct conduit *c = NULL;
     uint64_t t0;
@@ -1096,6 +1095,95 @@ static void test_conduit_accept_timeout(void)
     conduit_listener_close(l);
 }
 
+/*
+ * Connect and I/O timeouts are separate (curl's CONNECTTIMEOUT and
+ * TIMEOUT): connect-timeout= bounds the wait for a server even when
+ * timeout= is long; the options replace the URI's.
+ */
+static void test_conduit_connect_timeout_separate(void)
+{
+    struct conduit_options o = CONDUIT_OPTIONS_INIT(.connect_timeout_ms = 250);
+    struct conduit *c = NULL;
+    uint64_t t0;
+
+    setup();
+    t0 = now_ms();
+    UNIT_EQ_ERR(conduit_connect(&c, "vchan://0/absent?timeout=60&connect-timeout=0.2", NULL),
+                -CONDUIT_ETIMEDOUT);
+    CU_ASSERT(now_ms() - t0 >= 190 && now_ms() - t0 < 3000);
+    t0 = now_ms();
+    UNIT_EQ_ERR(conduit_connect(&c, "vchan://0/absent?connect-timeout=60", &o), -CONDUIT_ETIMEDOUT);
+    CU_ASSERT(now_ms() - t0 >= 240 && now_ms() - t0 < 3000);
+    CU_ASSERT_PTR_NULL(c);
+}
+
+/* A listener's connect-timeout bounds its blocking accept; timeout= stays the I/O one. */
+static void test_conduit_accept_connect_timeout(void)
+{
+    struct conduit_listener *l = NULL;
+    struct conduit *c = NULL;
+    uint64_t t0;
+
+    setup();
+    if (!UNIT_EQ_ERR(conduit_listen(&l, "vchan://*/wait?connect-timeout=0.2&timeout=60", NULL),
+                     0)) {
+        return;
+    }
+    t0 = now_ms();
+    UNIT_EQ_ERR(conduit_accept(l, &c), -CONDUIT_ETIMEDOUT);
+    CU_ASSERT(now_ms() - t0 >= 190 && now_ms() - t0 < 3000);
+    conduit_listener_close(l);
+}
+
+/* A non-blocking listener keeps the accept deadline too: EAGAIN, then ETIMEDOUT. */
+static void test_conduit_accept_timeout_nonblocking(void)
+{
+    struct conduit_options o = CONDUIT_OPTIONS_INIT(.nonblocking = true, .connect_timeout_ms = 200);
+    struct conduit_listener *l = NULL;
+    struct conduit *c = NULL;
+
+    setup();
+    if (!UNIT_EQ_ERR(conduit_listen(&l, "vchan://*/nbwait", &o), 0)) {
+        return;
+    }
+    UNIT_EQ_ERR(conduit_accept(l, &c), -CONDUIT_EAGAIN);
+    usleep(100 * 1000);
+    UNIT_EQ_ERR(conduit_accept(l, &c), -CONDUIT_EAGAIN);
+    usleep(150 * 1000);
+    UNIT_EQ_ERR(conduit_accept(l, &c), -CONDUIT_ETIMEDOUT);
+    ASSERT_HAS(conduit_listener_last_error(l), "no client connected within 0.200 s");
+    conduit_listener_close(l);
+}
+
+/* struct conduit_options is versioned: an uninitialised or foreign size is refused, clearly. */
+static void test_conduit_options_versioned(void)
+{
+    char errbuf[256] = "";
+    struct conduit_options zero;
+    struct {
+        struct conduit_options o;
+        int newer_field;
+    } newer = {CONDUIT_OPTIONS_INIT(.timeout_ms = 1000), 0};
+    struct conduit *c = NULL;
+    char u[300];
+
+    setup();
+    memset(&zero, 0, sizeof(zero));
+    zero.errbuf = errbuf;
+    zero.errbuf_len = sizeof(errbuf);
+    snprintf(u, sizeof(u), "unix://%s", tmp_path(1, "nobody.sock"));
+    UNIT_EQ_ERR(conduit_connect(&c, u, &zero), -CONDUIT_EINVAL);
+    ASSERT_HAS(errbuf, "use CONDUIT_OPTIONS_INIT");
+    ASSERT_HAS(conduit_last_error(NULL), "use CONDUIT_OPTIONS_INIT");
+    /* A newer caller whose extra fields are left at zero is fine (here: ENOENT, no server). */
+    newer.o.struct_size = sizeof(newer);
+    UNIT_EQ_ERR(conduit_connect(&c, u, &newer.o), -CONDUIT_ENOENT);
+    newer.newer_field = 1;
+    UNIT_EQ_ERR(conduit_connect(&c, u, &newer.o), -CONDUIT_EINVAL);
+    ASSERT_HAS(conduit_last_error(NULL), "does not know");
+    CU_ASSERT_PTR_NULL(c);
+}
+
 /* End-of-file is not an error; after it, writes say the peer closed. */
 static void test_conduit_eof_then_epipe(void)
 {
@@ -1106,7 +1194,7 @@ static void test_conduit_eof_then_epipe(void)
     snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%u", free_port(AF_INET));
     uris[1][0] = uris[1][1] = tcp;
     for (size_t i = 0; i < UNIT_ARRAY_LEN(uris); i++) {
-        struct conduit_options co = {.timeout_ms = 5000};
+        struct conduit_options co = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
         struct conduit_listener *l = NULL;
         struct conduit *s = NULL, *c = NULL;
         uint8_t b[8];
@@ -1146,7 +1234,7 @@ static void test_conduit_eof_then_epipe(void)
  */
 static void test_conduit_vchan_shutdown(void)
 {
-    struct conduit_options co = {.timeout_ms = 5000};
+    struct conduit_options co = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
     struct conduit_listener *l = NULL;
     struct conduit *s = NULL, *c = NULL;
     uint8_t b[1000];
@@ -1190,7 +1278,7 @@ static void test_conduit_vchan_shutdown(void)
 /* A vchan side that wrote nothing has nothing to end: it keeps reading. */
 static void test_conduit_vchan_shutdown_silent(void)
 {
-    struct conduit_options co = {.timeout_ms = 5000};
+    struct conduit_options co = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
     struct conduit_listener *l = NULL;
     struct conduit *s = NULL, *c = NULL;
     uint8_t b[16];
@@ -1216,7 +1304,7 @@ static void test_conduit_vchan_shutdown_silent(void)
 /* A vchan peer that closes with data of ours unread: shutdown says so. */
 static void test_conduit_vchan_shutdown_peer_gone(void)
 {
-    struct conduit_options co = {.timeout_ms = 5000};
+    struct conduit_options co = CONDUIT_OPTIONS_INIT(.timeout_ms = 5000);
     struct conduit_listener *l = NULL;
     struct conduit *s = NULL, *c = NULL;
     size_t n = 0;
@@ -1339,6 +1427,10 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_conduit_vchan_shutdown_silent),
     UNIT_TEST(test_conduit_vchan_shutdown_peer_gone),
     UNIT_TEST(test_conduit_has_half_close),
+    UNIT_TEST(test_conduit_connect_timeout_separate),
+    UNIT_TEST(test_conduit_accept_connect_timeout),
+    UNIT_TEST(test_conduit_accept_timeout_nonblocking),
+    UNIT_TEST(test_conduit_options_versioned),
     UNIT_TEST(test_conduit_listen_in_use),
     UNIT_TEST(test_conduit_unix_stale),
 };

@@ -69,6 +69,9 @@ static void describe(const struct conduit_uri *u, char *buf, size_t len)
     if (u->options & CONDUIT_URI_OPT_TIMEOUT) {
         ADD(" timeout_ms=%d", u->timeout_ms);
     }
+    if (u->options & CONDUIT_URI_OPT_CONNECT_TIMEOUT) {
+        ADD(" connect_timeout_ms=%d", u->connect_timeout_ms);
+    }
     if (u->options & CONDUIT_URI_OPT_READ_SIZE) {
         ADD(" read-size=%zu", u->vchan.read_size);
     }
@@ -154,6 +157,9 @@ static const struct good {
     {"vchan://1/p?write-size=4096&read-size=%36%35%35%33%36", 0,
      "vchan domid=1 port=p read-size=65536 write-size=4096"},
     {"vchan://1/p?timeout=30", 0, "vchan domid=1 port=p timeout_ms=30000"},
+    {"vchan://1/p?connect-timeout=2.5", 0, "vchan domid=1 port=p connect_timeout_ms=2500"},
+    {"tcp://h:1?timeout=60&connect-timeout=0.2", 0,
+     "tcp host=h port=1 timeout_ms=60000 connect_timeout_ms=200"},
     {"vchan://1/p?timeout=0.5", 0, "vchan domid=1 port=p timeout_ms=500"},
     {"vchan://1/p?timeout=0.001", 0, "vchan domid=1 port=p timeout_ms=1"},
     {"vchan://1/p?timeout=1.25", 0, "vchan domid=1 port=p timeout_ms=1250"},
