@@ -844,9 +844,9 @@ static void std_fds(void)
 /* A TLS file given both ways is ambiguous. */
 static int twice(const struct options *o, const struct conduit_uri *u)
 {
-    const char *which = o->ca && u->tls.ca       ? "ca"
-                        : o->cert && u->tls.cert ? "cert"
-                        : o->key && u->tls.key   ? "key"
+    const char *which = o->ca && conduit_uri_option(u, "ca")       ? "ca"
+                        : o->cert && conduit_uri_option(u, "cert") ? "cert"
+                        : o->key && conduit_uri_option(u, "key")   ? "key"
                                                  : NULL;
 
     if (which) {
@@ -987,7 +987,7 @@ int main(int argc, char **argv)
         msg("%s: %s", o.uri_text, err);
         return rc == -CONDUIT_ENOMEM ? EXIT_IO : EXIT_USAGE;
     }
-    if ((o.ca != NULL || o.cert != NULL || o.key != NULL) && u->layer != CONDUIT_LAYER_TLS) {
+    if ((o.ca != NULL || o.cert != NULL || o.key != NULL) && conduit_uri_layer(u) != CONDUIT_LAYER_TLS) {
         msg("%s: --%s needs a tls URI", o.uri_text,
             o.ca != NULL     ? "ca"
             : o.cert != NULL ? "cert"
@@ -1004,13 +1004,14 @@ int main(int argc, char **argv)
      * only read it for the idle rule that -w also sets.
      */
     o.wait_ms = o.flag_wait_ms;
-    if (u->options & CONDUIT_URI_OPT_TIMEOUT) {
+    if (conduit_uri_option(u, "timeout")) {
         if (o.flag_wait_ms > 0) {
             msg("%s: timeout given twice, by -w and by timeout=", o.uri_text);
             status = EXIT_USAGE;
             goto out;
         }
-        o.wait_ms = u->timeout_ms;
+        /* The parser has checked it already: this cannot fail. */
+        (void)conduit_timeout_parse(conduit_uri_option(u, "timeout"), &o.wait_ms, err, sizeof(err));
     }
 
     r = o.listen ? server(&o, u) : client(&o, u);

@@ -121,18 +121,7 @@ CONDUIT_EXPORT const char *conduit_transport_name(enum conduit_transport transpo
 /* Flags of conduit_uri_parse. */
 #define CONDUIT_URI_LISTEN 0x1u /* a listen URI: "*" addresses are allowed */
 
-/* Bits of conduit_uri.options: which options the URI gave. */
-#define CONDUIT_URI_OPT_TIMEOUT (1u << 0)
-#define CONDUIT_URI_OPT_READ_SIZE (1u << 1)
-#define CONDUIT_URI_OPT_WRITE_SIZE (1u << 2)
-#define CONDUIT_URI_OPT_CA (1u << 3)
-#define CONDUIT_URI_OPT_CERT (1u << 4)
-#define CONDUIT_URI_OPT_KEY (1u << 5)
-#define CONDUIT_URI_OPT_SERVERNAME (1u << 6)
-#define CONDUIT_URI_OPT_VERIFY (1u << 7)
-#define CONDUIT_URI_OPT_CONNECT_TIMEOUT (1u << 8)
-
-/* conduit_uri.vchan.domid values that are not domain ids. */
+/* conduit_uri_domid values that are not domain ids. */
 #define CONDUIT_DOMID_ANY (-1)   /* "*": any domain (listen only) */
 #define CONDUIT_DOMID_NAMED (-2) /* given by name: see vchan.domain_name */
 
@@ -144,44 +133,11 @@ CONDUIT_EXPORT const char *conduit_transport_name(enum conduit_transport transpo
 #define CONDUIT_RING_SIZE_MAX 1048576u /* read-size=, write-size= (= VCHAN_MAX_RING_SIZE) */
 
 /*
- * A parsed URI. Made only by conduit_uri_parse and released with
- * conduit_uri_free; read its fields, do not change or copy the struct
- * (fields may be added at the end). Strings are NUL-terminated, decoded,
- * and owned by the struct. Fields of other transports and layers are
- * zero / NULL.
+ * A parsed URI: opaque (as curl's CURLU), made by conduit_uri_parse, read
+ * with the accessors below, released with conduit_uri_free. Opaque so that
+ * options and transports can be added without changing the ABI.
  */
-struct conduit_uri {
-    enum conduit_layer layer;         /* NONE, TLS or SODIUM */
-    enum conduit_transport transport; /* TCP, UNIX or VCHAN */
-    bool listen;                      /* parsed with CONDUIT_URI_LISTEN */
-
-    struct {
-        char *host;    /* DNS name, IPv4 or IPv6 literal (no brackets, zone
-                        * as "fe80::1%eth0"); NULL for "*" (any address) */
-        uint16_t port; /* 1-65535 */
-    } tcp;
-    struct {
-        char *path; /* absolute, at most CONDUIT_UNIX_PATH_MAX bytes */
-    } un;
-    struct {
-        int domid;         /* 0-32751, CONDUIT_DOMID_ANY or CONDUIT_DOMID_NAMED */
-        char *domain_name; /* set only for CONDUIT_DOMID_NAMED: resolve
-                            * through xenstore before use */
-        char *port;        /* 1-64 of [A-Za-z0-9_-] */
-        size_t read_size;  /* read-size=, 0 when not given */
-        size_t write_size; /* write-size=, 0 when not given */
-    } vchan;
-
-    unsigned options; /* CONDUIT_URI_OPT_* bits of the options given */
-    int timeout_ms;   /* timeout=, 0 when not given */
-    int connect_timeout_ms; /* connect-timeout=, 0 when not given */
-
-    struct {
-        char *ca, *cert, *key; /* file names, NULL when not given */
-        char *servername;      /* NULL when not given */
-        bool verify;           /* true unless verify=0 */
-    } tls;
-};
+struct conduit_uri;
 
 /*
  * Parse `text`. `flags`: CONDUIT_URI_LISTEN or 0. On success returns 0 and
@@ -196,6 +152,32 @@ CONDUIT_EXPORT int conduit_uri_parse(const char *text, unsigned flags, struct co
 
 /* Release a parsed URI. NULL ok. */
 CONDUIT_EXPORT void conduit_uri_free(struct conduit_uri *uri);
+
+/*
+ * What a parsed URI says. Strings are NUL-terminated, decoded, owned by the
+ * URI (valid until conduit_uri_free); NULL where the URI has none (another
+ * transport's part, or "*"). A NULL uri gives NONE, 0 and NULL.
+ */
+CONDUIT_EXPORT enum conduit_layer conduit_uri_layer(const struct conduit_uri *uri);
+CONDUIT_EXPORT enum conduit_transport conduit_uri_transport(const struct conduit_uri *uri);
+/* Parsed with CONDUIT_URI_LISTEN. */
+CONDUIT_EXPORT bool conduit_uri_listen(const struct conduit_uri *uri);
+/* tcp: the host (IPv6 without brackets; NULL for "*") and the port, 1-65535. */
+CONDUIT_EXPORT const char *conduit_uri_host(const struct conduit_uri *uri);
+CONDUIT_EXPORT int conduit_uri_port(const struct conduit_uri *uri);
+/* unix: the absolute path. */
+CONDUIT_EXPORT const char *conduit_uri_path(const struct conduit_uri *uri);
+/* vchan: the domain id (or CONDUIT_DOMID_ANY, CONDUIT_DOMID_NAMED with its
+ * name, resolved at connect time), and the port name. */
+CONDUIT_EXPORT int conduit_uri_domid(const struct conduit_uri *uri);
+CONDUIT_EXPORT const char *conduit_uri_domain_name(const struct conduit_uri *uri);
+CONDUIT_EXPORT const char *conduit_uri_vchan_port(const struct conduit_uri *uri);
+/*
+ * The value of option `name` as the URI gave it, percent-decoded ("30" for
+ * timeout=30), or NULL when it was not given. Every option the grammar
+ * above lists, and those of layers added later, read the same way.
+ */
+CONDUIT_EXPORT const char *conduit_uri_option(const struct conduit_uri *uri, const char *name);
 
 /*
  * Parse a number of seconds as the timeout= option does (also for tools'

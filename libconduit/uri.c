@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "conduit.h"
+#include "libconduit/internal/uri.h"
 #include "vchan.h"
 
 _Static_assert(CONDUIT_RING_SIZE_MAX == VCHAN_MAX_RING_SIZE, "ring size limits agree");
@@ -801,6 +802,13 @@ static int parse_option(struct parser *p, const char *s, size_t len)
     if (r < 0) {
         return r;
     }
+    /* As given, for conduit_uri_option (each option at most once: the table bounds it). */
+    _Static_assert(sizeof(opt_defs) / sizeof(opt_defs[0]) <= CONDUIT__URI_OPTS_MAX, "opt room");
+    if (!(p->u->opt[p->u->nopt].value = strdup(value))) {
+        free(value);
+        return fail(p, CONDUIT_ENOMEM, "out of memory");
+    }
+    p->u->opt[p->u->nopt++].name = def->name;
     switch (def->id) {
     case OPT_TIMEOUT:
         r = opt_timeout(p, value);
@@ -899,7 +907,65 @@ CONDUIT_EXPORT void conduit_uri_free(struct conduit_uri *u)
     free(u->tls.cert);
     free(u->tls.key);
     free(u->tls.servername);
+    for (unsigned i = 0; i < u->nopt; i++) {
+        free(u->opt[i].value);
+    }
     free(u);
+}
+
+CONDUIT_EXPORT enum conduit_layer conduit_uri_layer(const struct conduit_uri *u)
+{
+    return u ? u->layer : CONDUIT_LAYER_NONE;
+}
+
+CONDUIT_EXPORT enum conduit_transport conduit_uri_transport(const struct conduit_uri *u)
+{
+    return u ? u->transport : (enum conduit_transport)0;
+}
+
+CONDUIT_EXPORT bool conduit_uri_listen(const struct conduit_uri *u)
+{
+    return u && u->listen;
+}
+
+CONDUIT_EXPORT const char *conduit_uri_host(const struct conduit_uri *u)
+{
+    return u ? u->tcp.host : NULL;
+}
+
+CONDUIT_EXPORT int conduit_uri_port(const struct conduit_uri *u)
+{
+    return u ? u->tcp.port : 0;
+}
+
+CONDUIT_EXPORT const char *conduit_uri_path(const struct conduit_uri *u)
+{
+    return u ? u->un.path : NULL;
+}
+
+CONDUIT_EXPORT int conduit_uri_domid(const struct conduit_uri *u)
+{
+    return u && u->transport == CONDUIT_TRANSPORT_VCHAN ? u->vchan.domid : 0;
+}
+
+CONDUIT_EXPORT const char *conduit_uri_domain_name(const struct conduit_uri *u)
+{
+    return u ? u->vchan.domain_name : NULL;
+}
+
+CONDUIT_EXPORT const char *conduit_uri_vchan_port(const struct conduit_uri *u)
+{
+    return u ? u->vchan.port : NULL;
+}
+
+CONDUIT_EXPORT const char *conduit_uri_option(const struct conduit_uri *u, const char *name)
+{
+    for (unsigned i = 0; u && name && i < u->nopt; i++) {
+        if (strcmp(u->opt[i].name, name) == 0) {
+            return u->opt[i].value;
+        }
+    }
+    return NULL;
 }
 
 CONDUIT_EXPORT int conduit_uri_parse(const char *text, unsigned flags, struct conduit_uri **out,

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "conduit.h"
+#include "libconduit/internal/uri.h"
 #include "libvchan/platform/clock.h"
 
 #if defined(__GNUC__)

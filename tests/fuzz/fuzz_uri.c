@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "conduit.h"
+#include "libconduit/internal/uri.h" /* the fields behind the accessors */
 #include "fuzz.h"
 
 #define ERR_LEN 512

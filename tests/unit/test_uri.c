@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "conduit.h"
+#include "libconduit/internal/uri.h" /* the fields behind the accessors */
 #include "unit.h"
 
 #define LISTEN CONDUIT_URI_LISTEN
@@ -616,7 +617,52 @@ static void test_uri_error_table(void)
 
 /* ------------------------------------------------------------ runner */
 
+/* The public accessors say what the fields say, and NULL is safe. */
+static void test_uri_accessors(void)
+{
+    struct conduit_uri *u = NULL;
+    char err[256];
+
+    UNIT_EQ(conduit_uri_parse("tls://[::1]:8443?servername=a%2eb&timeout=2.5", 0, &u, err,
+                              sizeof(err)),
+            0);
+    UNIT_EQ(conduit_uri_layer(u), CONDUIT_LAYER_TLS);
+    UNIT_EQ(conduit_uri_transport(u), CONDUIT_TRANSPORT_TCP);
+    CU_ASSERT_FALSE(conduit_uri_listen(u));
+    CU_ASSERT_STRING_EQUAL(conduit_uri_host(u), "::1");
+    UNIT_EQ(conduit_uri_port(u), 8443);
+    CU_ASSERT_PTR_NULL(conduit_uri_path(u));
+    CU_ASSERT_STRING_EQUAL(conduit_uri_option(u, "servername"), "a.b"); /* decoded */
+    CU_ASSERT_STRING_EQUAL(conduit_uri_option(u, "timeout"), "2.5");
+    CU_ASSERT_PTR_NULL(conduit_uri_option(u, "ca"));
+    CU_ASSERT_PTR_NULL(conduit_uri_option(u, "nonsense"));
+    CU_ASSERT_PTR_NULL(conduit_uri_option(u, NULL));
+    conduit_uri_free(u);
+
+    UNIT_EQ(conduit_uri_parse("vchan://*/svc?read-size=4096", CONDUIT_URI_LISTEN, &u, err,
+                              sizeof(err)),
+            0);
+    UNIT_EQ(conduit_uri_transport(u), CONDUIT_TRANSPORT_VCHAN);
+    CU_ASSERT_TRUE(conduit_uri_listen(u));
+    UNIT_EQ(conduit_uri_domid(u), CONDUIT_DOMID_ANY);
+    CU_ASSERT_STRING_EQUAL(conduit_uri_vchan_port(u), "svc");
+    CU_ASSERT_STRING_EQUAL(conduit_uri_option(u, "read-size"), "4096");
+    CU_ASSERT_PTR_NULL(conduit_uri_host(u));
+    conduit_uri_free(u);
+
+    UNIT_EQ(conduit_uri_parse("unix:///run/a%20b.sock", 0, &u, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(conduit_uri_path(u), "/run/a b.sock");
+    UNIT_EQ(conduit_uri_domid(u), 0);
+    conduit_uri_free(u);
+
+    UNIT_EQ(conduit_uri_layer(NULL), CONDUIT_LAYER_NONE);
+    UNIT_EQ(conduit_uri_port(NULL), 0);
+    CU_ASSERT_FALSE(conduit_uri_listen(NULL));
+    CU_ASSERT_PTR_NULL(conduit_uri_option(NULL, "timeout"));
+}
+
 static const struct unit_test tests[] = {
+    UNIT_TEST(test_uri_accessors),
     UNIT_TEST(test_uri_good_table),    UNIT_TEST(test_uri_bad_table),
     UNIT_TEST(test_uri_defaults),      UNIT_TEST(test_uri_domid_constants),
     UNIT_TEST(test_uri_bad_arguments), UNIT_TEST(test_uri_message_buffer),
