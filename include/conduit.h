@@ -3,6 +3,22 @@
  * conduit.h: one connection API over vchan, TCP, UNIX sockets and TLS,
  * chosen by an endpoint URI.
  *
+ * Conventions of every function here:
+ *  - int functions return 0 on success (conduit_poll_events: 1 for "ready
+ *    now") and a negative CONDUIT_E* code on failure; counts and new handles
+ *    go through out-parameters, which are set (to 0 / NULL on failure) in
+ *    every case once the pointer itself is valid.
+ *  - End-of-file is not an error: a read returning 0 with *nread == 0.
+ *  - Non-blocking calls that would wait return -CONDUIT_EAGAIN.
+ *  - After a failure, conduit_last_error(handle) (or, for a failed connect
+ *    or listen, conduit_last_error(NULL), this thread's) says what went
+ *    wrong and where, naming the endpoint: "tls://example.org:443:
+ *    certificate verify failed: certificate has expired".
+ *  - const char * results are owned by the library (static, or the
+ *    handle's until it is closed); never NULL unless said.
+ *  - Structs the caller fills are versioned (struct conduit_options:
+ *    CONDUIT_OPTIONS_INIT); everything else is opaque.
+ *
  * Two parts: endpoint URIs (conduit_uri_parse) and the connection API
  * below them (conduit_connect, conduit_listen, conduit_accept, ...), which
  * takes a URI as text or parsed. Grammar (DESIGN.md, "Endpoint URIs"):
@@ -193,12 +209,6 @@ CONDUIT_EXPORT int conduit_timeout_parse(const char *text, int *ms, char *err, s
  * A connection (struct conduit) and a listening endpoint (struct
  * conduit_listener), both opaque. A handle is used by one thread at a time;
  * different handles may be used by different threads.
- *
- * Every function returns 0 (or, where said, a small positive value) on
- * success and a negative CONDUIT_E* code on failure; counts go through
- * out-parameters. After a failure, conduit_last_error() says what went wrong
- * and where, naming the endpoint: "tls://example.org:443: certificate verify
- * failed: certificate has expired".
  *
  * Blocking and timeouts. A connection is blocking unless made non-blocking
  * (conduit_options.nonblocking, conduit_set_nonblocking). Blocking reads and
