@@ -178,8 +178,10 @@ static int vl_read(struct conduit__layer *l, void *buf, size_t len, size_t *nrea
     if (!x->v) {
         /* Closed by our shutdown: what was left in the ring, then end-of-file. */
         *nread = len < x->tail_len - x->tail_off ? len : x->tail_len - x->tail_off;
-        memcpy(buf, x->tail + x->tail_off, *nread);
-        x->tail_off += *nread;
+        if (*nread > 0) {
+            memcpy(buf, x->tail + x->tail_off, *nread);
+            x->tail_off += *nread;
+        }
         return 0;
     }
     rc = vchan_read(x->v, buf, len, nread);
