@@ -10,8 +10,12 @@
  *
  * conventions: every function and return value, blocking and not, with the
  * in-page rings (1 KiB read, 2 KiB write on the server). transfer: BYTES
- * each way, byte-exact, over rings of RING bytes (0: in-page). Exit 0 when
- * every check held; each failure is printed.
+ * each way, byte-exact, over rings of RING bytes (0: in-page). victim:
+ * blocking I/O against a hostile peer until a call gives -1; prints its
+ * errno and exits 0 when it is EPROTO or EPIPE. Exit 0 when every check
+ * held; each failure is printed.
+ *
+ *   xv-test server|client DOMAIN PATH victim
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -374,6 +378,31 @@ int main(int argc, char **argv)
             server_conventions(c);
         } else {
             client_conventions(c);
+        }
+        libxenvchan_close(c);
+    } else if (strcmp(argv[4], "victim") == 0) {
+        uint8_t buf[4096];
+        int n = 0, calls = 0;
+
+        c = server ? libxenvchan_server_init(NULL, domain, argv[3], 4096, 4096)
+                   : libxenvchan_client_init(NULL, domain, argv[3]);
+        if (!c) {
+            fprintf(stderr, "xv-test %s: init failed: %s\n", role, strerror(errno));
+            return 1;
+        }
+        c->blocking = 1;
+        memset(buf, 'v', sizeof(buf));
+        while (n >= 0) {
+            n = calls % 2 ? libxenvchan_read(c, buf, sizeof(buf))
+                          : libxenvchan_write(c, buf, 1 + (size_t)calls % sizeof(buf));
+            calls++;
+        }
+        printf("xv-test %s: -1 after %d calls: %s\n", role, calls,
+               errno == EPROTO ? "EPROTO" : errno == EPIPE ? "EPIPE" : strerror(errno));
+        CHECK(errno == EPROTO || errno == EPIPE);
+        if (errno == EPROTO) {
+            EXPECT(libxenvchan_is_open(c), 0); /* broken reads as closed */
+            EXPECT(libxenvchan_read(c, buf, 1), -1);
         }
         libxenvchan_close(c);
     } else if (strcmp(argv[4], "transfer") == 0 && argc == 8) {

@@ -7,7 +7,8 @@
 # name@VERS_4.17.0 symbols), runs unchanged as server and client, two
 # processes, with LD_LIBRARY_PATH pointing at the drop-in and through
 # dom0/vchan-compat: every function and return convention, transfers of
-# several MiB both ways, blocking and not. Also that our library is the
+# several MiB both ways, blocking and not; a hostile server (EPROTO, never
+# a hang). Also that our library is the
 # one the loader took, and that the paths it refuses are refused. Then the
 # same program built against our own header. Skipped (77) without
 # libxen-dev's header and library.
@@ -116,6 +117,37 @@ if [ -x "$XV_OURS" ]; then
     pair "built against our libxenvchan.h: conventions" ours 3 "$P" conventions -- 0 "$P" conventions
     pair "built against our libxenvchan.h: 4 MiB each way" ours \
         3 "$P" transfer "$MIB" 65536 nonblocking -- 0 "$P" transfer "$MIB" 65536 nonblocking
+fi
+
+# A hostile server (tests/hostile/hostile-peer -a chaos) against the
+# program over the drop-in: it must end with -1 (EPROTO, or EPIPE when the
+# attack closed the page), never hang past its limit or crash.
+HOSTILE=$builddir/tests/hostile/hostile-peer
+eproto=0
+for round in 1 2 3 4; do
+    "${LIMIT[@]}" "$HOSTILE" -l -a chaos -t 2 -s "$round" vchan://3/hx > /dev/null 2> "$tmp/hostile$round" &
+    hpid=$!
+    pids+=("$hpid")
+    for _ in $(seq 200); do
+        compgen -G "$VCHAN_DIR/*" > /dev/null && break
+        sleep 0.02
+    done
+    out=$(LD_LIBRARY_PATH=$LIBDIR timeout -k 2 20 "$XV" client 0 /local/domain/0/data/vchan/3/hx victim 2>&1)
+    rc=$?
+    wait "$hpid"
+    if [ "$rc" -eq 0 ]; then
+        pass "hostile server, seed $round: ${out%%$'\n'*}"
+        [[ $out == *EPROTO* ]] && eproto=$((eproto + 1))
+    else
+        fail "hostile server, seed $round: exit $rc: $out"
+        show_err "$tmp/hostile$round"
+    fi
+    rm -rf "${VCHAN_DIR:?}"/*
+done
+if [ "$eproto" -gt 0 ]; then
+    pass "the drop-in reported EPROTO in $eproto of 4 hostile rounds"
+else
+    fail "no hostile round ended with EPROTO"
 fi
 
 # Paths that do not fit the rendezvous are refused at once with EINVAL.
