@@ -16,6 +16,8 @@
  * held; each failure is printed.
  *
  *   xv-test server|client DOMAIN PATH victim
+ *   xv-test server DOMAIN PATH unpublish: server_init, close, then a client
+ *   of the same path (DOMAIN and the path's server in one domain) must fail.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -380,6 +382,17 @@ int main(int argc, char **argv)
             client_conventions(c);
         }
         libxenvchan_close(c);
+    } else if (strcmp(argv[4], "unpublish") == 0 && server) {
+        struct libxenvchan *cli;
+
+        c = libxenvchan_server_init(NULL, domain, argv[3], 0, 0);
+        CHECK(c != NULL);
+        libxenvchan_close(c);
+        cli = libxenvchan_client_init(NULL, domain, argv[3]);
+        CHECK(cli == NULL);
+        if (cli) {
+            libxenvchan_close(cli);
+        }
     } else if (strcmp(argv[4], "victim") == 0) {
         uint8_t buf[4096];
         int n = 0, calls = 0;

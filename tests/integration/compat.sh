@@ -119,6 +119,14 @@ if [ -x "$XV_OURS" ]; then
         3 "$P" transfer "$MIB" 65536 nonblocking -- 0 "$P" transfer "$MIB" 65536 nonblocking
 fi
 
+# The server removes what it published when it closes: a client then finds nothing.
+out=$(LD_LIBRARY_PATH=$LIBDIR "${LIMIT[@]}" "$XV" server 0 data/vchan/0/gone unpublish 2>&1)
+if [ $? -eq 0 ] && [ -z "$(ls -A "$VCHAN_DIR")" ]; then
+    pass "server close removes its rendezvous entry"
+else
+    fail "server close left its entry: $out; $(ls -A "$VCHAN_DIR")"
+fi
+
 # A hostile server (tests/hostile/hostile-peer -a chaos) against the
 # program over the drop-in: it must end with -1 (EPROTO, or EPIPE when the
 # attack closed the page), never hang past its limit or crash.
