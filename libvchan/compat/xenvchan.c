@@ -270,8 +270,18 @@ static struct libxenvchan *open_channel(bool server, int peer, const char *xs_pa
     {
         struct xenevtchn_handle *xce;
         uint32_t lport;
+        int own;
 
-        if (vchan__xen_event(x->v, &xce, &lport) == 0) {
+        if (vchan__xen_event(x->v, &xce, &lport, &own) == 0) {
+            /*
+             * Our Xen platform published (or looked) under our own domain's
+             * data/vchan: the path must have named that very place.
+             */
+            if ((server && srv_dom >= 0 && srv_dom != own) || (!server && cli_dom != own)) {
+                libxenvchan_close(&x->pub);
+                errno = EINVAL;
+                return NULL;
+            }
             x->pub.event = xce;
             x->pub.event_port = lport;
         }

@@ -62,9 +62,13 @@ int vchan__local_domid(struct vchan *v, int *domid);
 extern _Thread_local int vchan__local_self_override;
 
 #ifdef HAVE_XEN
-/* The Xen platform's event channel handle and our port of channel v; -VCHAN_EINVAL if not Xen's. */
+/*
+ * The Xen platform's event channel handle, our port and our own domain id
+ * of channel v (for libvchan/compat); -VCHAN_EINVAL if v is not Xen's.
+ */
 struct xenevtchn_handle;
-int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint32_t *port);
+int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint32_t *port,
+                     int *self);
 #endif
 
 #endif

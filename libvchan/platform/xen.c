@@ -834,7 +834,8 @@ static int xen_fd(void *p)
     return x->epfd >= 0 ? x->epfd : xenevtchn_fd(x->xce);
 }
 
-int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint32_t *port)
+int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint32_t *port,
+                     int *self)
 {
     const struct xen_chan *x;
 
@@ -844,6 +845,7 @@ int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint3
     x = v->p;
     *xce = x->xce;
     *port = x->lport;
+    *self = x->self;
     return 0;
 }
 
