@@ -212,7 +212,8 @@ static struct libxenvchan *open_channel(bool server, int peer, const char *xs_pa
         if (!server && srv_dom < 0) {
             self = env; /* a relative path names a server in our own domain */
         }
-        if (env_set && self != env) {
+        /* A client is the path's <client> (relative: our domain is also the server's). */
+        if ((env_set && self != env) || (!server && self != cli_dom)) {
             errno = EINVAL;
             return NULL;
         }

@@ -177,6 +177,10 @@ out=$(LD_LIBRARY_PATH=$LIBDIR "${LIMIT[@]}" "$XV" client 5 "$P" conventions 2>&1
 out=$(VCHAN_DOMID=4 LD_LIBRARY_PATH=$LIBDIR "${LIMIT[@]}" "$XV" client 0 "$P" conventions 2>&1)
 [[ $out == *"init failed: Invalid argument"* ]] && pass "client: VCHAN_DOMID=4 is not the path's client 3" ||
     fail "client VCHAN_DOMID=4 for $P: $out"
+out=$(LD_LIBRARY_PATH=$LIBDIR "${LIMIT[@]}" "$XV" client 3 data/vchan/3/p conventions 2>&1)
+[[ $out == *"init failed: Invalid argument"* ]] &&
+    pass "client: a relative path names our own domain 0 as the server, not client 3" ||
+    fail "client relative data/vchan/3/p: $out"
 # No server: the client gives up (within its second) with an error, as libxenvchan's would.
 out=$(LD_LIBRARY_PATH=$LIBDIR "${LIMIT[@]}" "$XV" client 0 "$P" conventions 2>&1)
 [[ $out == *"init failed"* ]] && pass "client without a server fails: ${out##*: }" ||
