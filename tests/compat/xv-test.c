@@ -16,6 +16,7 @@
  * held; each failure is printed.
  *
  *   xv-test server|client DOMAIN PATH victim
+ *   xv-test server DOMAIN PATH orders: the ring orders server_init picks.
  *   xv-test server DOMAIN PATH unpublish: server_init, close, then a client
  *   of the same path (DOMAIN and the path's server in one domain) must fail.
  */
@@ -382,6 +383,32 @@ int main(int argc, char **argv)
             client_conventions(c);
         }
         libxenvchan_close(c);
+    } else if (strcmp(argv[4], "orders") == 0 && server) {
+        /* read_min, write_min -> read order, write order (libxenvchan's rules). */
+        static const struct {
+            size_t rd, wr;
+            int ro, wo;
+        } cases[] = {
+            {0, 0, 10, 11},         {1024, 2048, 10, 11},   {2048, 1024, 11, 10},
+            {1025, 1024, 11, 10},   {2048, 2048, 11, 12},   {100, 5000, 11, 13},
+            {4096, 100, 12, 11},    {4097, 4096, 13, 12},   {65536, 65536, 16, 16},
+            {1 << 20, 1, 20, 11},   {3000, 3000, 12, 12},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            c = libxenvchan_server_init(NULL, domain, argv[3], cases[i].rd, cases[i].wr);
+            CHECK(c != NULL);
+            if (!c) {
+                continue;
+            }
+            EXPECT(c->read.order, cases[i].ro);
+            EXPECT(c->write.order, cases[i].wo);
+            EXPECT(c->ring->left_order, cases[i].ro);
+            EXPECT(c->ring->right_order, cases[i].wo);
+            libxenvchan_close(c);
+        }
+        errno = 0;
+        CHECK(libxenvchan_server_init(NULL, domain, argv[3], (1 << 20) + 1, 0) == NULL);
+        EXPECT(errno, EINVAL);
     } else if (strcmp(argv[4], "unpublish") == 0 && server) {
         struct libxenvchan *cli;
 

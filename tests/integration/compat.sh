@@ -119,6 +119,9 @@ if [ -x "$XV_OURS" ]; then
         3 "$P" transfer "$MIB" 65536 nonblocking -- 0 "$P" transfer "$MIB" 65536 nonblocking
 fi
 
+out=$(LD_LIBRARY_PATH=$LIBDIR "${LIMIT[@]}" "$XV" server 0 data/vchan/0/orders orders 2>&1)
+[ $? -eq 0 ] && pass "server_init's ring orders (in-page 1/2 KiB, granted, 1 MiB, above)" ||
+    fail "server_init's ring orders: $out"
 # The server removes what it published when it closes: a client then finds nothing.
 out=$(LD_LIBRARY_PATH=$LIBDIR "${LIMIT[@]}" "$XV" server 0 data/vchan/0/gone unpublish 2>&1)
 if [ $? -eq 0 ] && [ -z "$(ls -A "$VCHAN_DIR")" ]; then
