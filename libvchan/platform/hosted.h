@@ -54,5 +54,21 @@ bool vchan__parse_dec(const char *s, size_t len, uint64_t max, uint64_t *out);
 
 /* The local domain id (VCHAN_DOMID, default 0); -VCHAN_EINVAL when malformed. */
 int vchan__local_domid(struct vchan *v, int *domid);
+/*
+ * This thread's own domain id for the local opens it makes while this is
+ * 0..VCHAN_DOMID_MAX (instead of VCHAN_DOMID): the libxenvchan drop-in
+ * (libvchan/compat) sets it around an open to the id its xenstore path names.
+ */
+extern _Thread_local int vchan__local_self_override;
+
+#ifdef HAVE_XEN
+/*
+ * The Xen platform's event channel handle, our port and our own domain id
+ * of channel v (for libvchan/compat); -VCHAN_EINVAL if v is not Xen's.
+ */
+struct xenevtchn_handle;
+int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint32_t *port,
+                     int *self);
+#endif
 
 #endif

@@ -883,6 +883,21 @@ static int xen_fd(void *p)
     return x->epfd >= 0 ? x->epfd : xenevtchn_fd(x->xce);
 }
 
+int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint32_t *port,
+                     int *self)
+{
+    const struct xen_chan *x;
+
+    if (!v || v->plat != &vchan__platform_xen || !v->p) {
+        return -VCHAN_EINVAL;
+    }
+    x = v->p;
+    *xce = x->xce;
+    *port = x->lport;
+    *self = x->self;
+    return 0;
+}
+
 const struct vchan__platform vchan__platform_xen = {
     .name = "xen",
     .open = xen_open,
