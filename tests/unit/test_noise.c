@@ -13,7 +13,10 @@
 #include <ctype.h>
 #include <sodium.h>
 
+#include <sys/stat.h>
+
 #include "libconduit/layer/noise.h"
+#include "libconduit/layer/sodium_keys.h"
 #include "unit.h"
 
 #ifndef TOP_SRCDIR
@@ -431,7 +434,86 @@ static void test_noise_zero_dh_refused(void)
     conduit__noise_hs_wipe(&r);
 }
 
+/* ------------------------------------------------------------ key text and files */
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+    CU_ASSERT_EQUAL(chmod(path, mode), 0);
+}
+
+static void test_noise_key_text(void)
+{
+    /* RFC 7748's Alice: private 77076d0a..., public 8520f009... */
+    static const char priv_b64[] = "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=";
+    static const char pub_b64[] = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+    uint8_t priv[32], pub[32], k[32];
+    char out[45];
+
+    CU_ASSERT_EQUAL(conduit__key_decode(priv_b64, strlen(priv_b64), priv), 0);
+    CU_ASSERT_EQUAL(priv[0], 0x77);
+    CU_ASSERT_EQUAL(conduit__noise_pubkey(priv, pub), 0);
+    conduit__key_encode(pub, out);
+    CU_ASSERT_STRING_EQUAL(out, pub_b64);
+    CU_ASSERT_EQUAL(conduit__key_decode(" \t" "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=\n", 47, k), 0);
+    CU_ASSERT(memcmp(k, pub, 32) == 0);
+    /* Wrong length, wrong alphabet (URL-safe), missing padding, garbage. */
+    CU_ASSERT_EQUAL(conduit__key_decode(pub_b64, 43, k), -CONDUIT_EINVAL);
+    CU_ASSERT_EQUAL(conduit__key_decode("hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo=", 44, k),
+                    -CONDUIT_EINVAL);
+    CU_ASSERT_EQUAL(conduit__key_decode("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmoA", 44, k),
+                    -CONDUIT_EINVAL);
+    CU_ASSERT_EQUAL(conduit__key_decode("", 0, k), -CONDUIT_EINVAL);
+}
+
+static void test_noise_key_files(void)
+{
+    static const char priv_b64[] = "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n";
+    struct conduit__err e = {.name = "test"};
+    char dir[] = "/tmp/test_noise.XXXXXX", path[64], peers[64];
+    uint8_t key[32], pub[32];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/key", dir);
+    snprintf(peers, sizeof(peers), "%s/peers", dir);
+    write_file(path, priv_b64, 0600);
+    CU_ASSERT_EQUAL(conduit__key_load_private(&e, path, key), 0);
+    CU_ASSERT_EQUAL(key[0], 0x77);
+    CU_ASSERT_EQUAL(chmod(path, 0640), 0);
+    CU_ASSERT_EQUAL(conduit__key_load_private(&e, path, key), -CONDUIT_EPERM);
+    CU_ASSERT(strstr(e.msg, "group or others") != NULL);
+    CU_ASSERT_EQUAL(chmod(path, 0604), 0);
+    CU_ASSERT_EQUAL(conduit__key_load_private(&e, path, key), -CONDUIT_EPERM);
+    write_file(path, "not a key\n", 0600);
+    CU_ASSERT_EQUAL(conduit__key_load_private(&e, path, key), -CONDUIT_EOPTION);
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    CU_ASSERT_EQUAL(conduit__key_load_private(&e, path, key), -CONDUIT_ENOENT);
+
+    CU_ASSERT_EQUAL(conduit__key_decode("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=", 44, pub), 0);
+    write_file(peers,
+               "# allowed\n\n  de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f\n",
+               0644);
+    CU_ASSERT_EQUAL(conduit__key_in_file(&e, peers, pub), -CONDUIT_EOPTION);
+    CU_ASSERT(strstr(e.msg, "line 3") != NULL);
+    write_file(peers,
+               "# allowed\n\n3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08= # bob\n", 0644);
+    CU_ASSERT_EQUAL(conduit__key_in_file(&e, peers, pub), 0);
+    write_file(peers, "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=\n"
+                      "  hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=  # alice\n", 0644);
+    CU_ASSERT_EQUAL(conduit__key_in_file(&e, peers, pub), 1);
+    CU_ASSERT_EQUAL(unlink(peers), 0);
+    CU_ASSERT_EQUAL(conduit__key_in_file(&e, peers, pub), -CONDUIT_ENOENT);
+    CU_ASSERT_EQUAL(rmdir(dir), 0);
+    sodium_memzero(key, sizeof(key));
+}
+
 static const struct unit_test tests[] = {
+    UNIT_TEST(test_noise_key_text),
+    UNIT_TEST(test_noise_key_files),
     UNIT_TEST(test_noise_vectors),
     UNIT_TEST(test_noise_xx_nonce_limit),
     UNIT_TEST(test_noise_zero_dh_refused),
