@@ -259,10 +259,18 @@ static bool replay(const struct jnode *v, struct counts *c)
                 ok = !conduit__noise_hs_active(&res) &&
                      conduit__noise_hs_split(&ini, &isend, &irecv) == 0 &&
                      conduit__noise_hs_split(&res, &rsend, &rrecv) == 0;
+                if (!ok) {
+                    fprintf(stderr, "%s: split failed\n", name->str);
+                    break;
+                }
                 h = conduit__noise_hs_hash(&ini, &hl);
-                ok = ok && hl == (size_t)lhh && memcmp(h, hh, hl) == 0;
+                ok = hl == (size_t)lhh && memcmp(h, hh, hl) == 0;
                 h = conduit__noise_hs_hash(&res, &hl);
                 ok = ok && hl == (size_t)lhh && memcmp(h, hh, hl) == 0;
+                if (!ok) {
+                    fprintf(stderr, "%s: handshake hash differs\n", name->str);
+                }
+                continue;
             }
             if (!ok) {
                 fprintf(stderr, "%s: handshake message %zu differs\n", name->str, i);
