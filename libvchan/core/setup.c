@@ -267,6 +267,28 @@ static int open_begin(struct vchan **out, const struct vchan_config *cfg, struct
     return rc;
 }
 
+/*
+ * Share (server) or map (client) one data ring's npages and place it; an
+ * in-page ring (npages 0) needs neither. refs: where the server writes the
+ * grants, or the client's validated copy of them.
+ */
+static int ring_setup(struct vchan *v, struct vchan__ring *r, unsigned order, size_t npages,
+                      uint32_t *refs, bool writable)
+{
+    void *pages = NULL;
+    int rc;
+
+    if (npages) {
+        rc = v->server ? v->plat->share(v->p, npages, refs, -1, &pages)
+                       : v->plat->map(v->p, refs, npages, writable, -1, &pages);
+        if (rc) {
+            return rc;
+        }
+    }
+    ring_place(v, r, order, pages, npages);
+    return 0;
+}
+
 int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
                        const struct vchan_config *cfg)
 {
@@ -305,21 +327,9 @@ int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
     v->ctrl = pages;
     memset(v->ctrl, 0, VCHAN__PAGE_SIZE);
     /* The server reads the left ring and writes the right one: grants left first. */
-    if (rpages) {
-        if ((rc = plat->share(v->p, rpages, v->ctrl->grants, -1, &pages))) {
-            return open_failed(v, cfg, rc, NULL);
-        }
-        ring_place(v, &v->rd, rorder, pages, rpages);
-    } else {
-        ring_place(v, &v->rd, rorder, NULL, 0);
-    }
-    if (wpages) {
-        if ((rc = plat->share(v->p, wpages, v->ctrl->grants + rpages, -1, &pages))) {
-            return open_failed(v, cfg, rc, NULL);
-        }
-        ring_place(v, &v->wr, worder, pages, wpages);
-    } else {
-        ring_place(v, &v->wr, worder, NULL, 0);
+    if ((rc = ring_setup(v, &v->rd, rorder, rpages, v->ctrl->grants, true)) ||
+        (rc = ring_setup(v, &v->wr, worder, wpages, v->ctrl->grants + rpages, true))) {
+        return open_failed(v, cfg, rc, NULL);
     }
     v->ctrl->left_order = (uint16_t)rorder;
     v->ctrl->right_order = (uint16_t)worder;
@@ -375,21 +385,9 @@ int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
         refs[i] = vchan__load_once(&v->ctrl->grants[i]);
     }
     /* The client writes the left ring and reads the right one, which it maps read-only. */
-    if (lpages) {
-        if ((rc = plat->map(v->p, refs, lpages, true, -1, &pages))) {
-            return open_failed(v, cfg, rc, NULL);
-        }
-        ring_place(v, &v->wr, lorder, pages, lpages);
-    } else {
-        ring_place(v, &v->wr, lorder, NULL, 0);
-    }
-    if (rpages) {
-        if ((rc = plat->map(v->p, refs + lpages, rpages, false, -1, &pages))) {
-            return open_failed(v, cfg, rc, NULL);
-        }
-        ring_place(v, &v->rd, rorder, pages, rpages);
-    } else {
-        ring_place(v, &v->rd, rorder, NULL, 0);
+    if ((rc = ring_setup(v, &v->wr, lorder, lpages, refs, true)) ||
+        (rc = ring_setup(v, &v->rd, rorder, rpages, refs + lpages, false))) {
+        return open_failed(v, cfg, rc, NULL);
     }
     vchan__ring_attach(v, false);
     vchan__store_once(v->peer_notify, VCHAN__NOTIFY_WRITE);

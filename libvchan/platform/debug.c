@@ -30,19 +30,18 @@ static void say(char *errbuf, size_t errlen, const char *msg)
 static int pick(const char *platform, const struct vchan__platform_debug **out, char *errbuf,
                 size_t errlen)
 {
-    const char *name;
+    const struct vchan__platform *plat;
     int rc;
 
-    if ((rc = vchan_platform_select(platform, &name, errbuf, errlen)) < 0) {
+    if ((rc = vchan__hosted_pick(platform, &plat, errbuf, errlen)) < 0) {
         return rc;
     }
+    *out = &vchan__local_debug;
 #ifdef HAVE_XEN
-    if (strcmp(name, vchan__platform_xen.name) == 0) {
+    if (plat == &vchan__platform_xen) {
         *out = &vchan__xen_debug;
-        return 0;
     }
 #endif
-    *out = &vchan__local_debug;
     return 0;
 }
 

@@ -145,10 +145,11 @@ int vchan_platform_select(const char *name, const char **selected, char *errbuf,
     return 0;
 }
 
-static int pick_platform(const struct vchan_config *cfg, const struct vchan__platform **out)
+int vchan__hosted_pick(const char *platform, const struct vchan__platform **out, char *errbuf,
+                       size_t errlen)
 {
     const char *name;
-    int rc = vchan_platform_select(cfg->platform, &name, cfg->errbuf, cfg->errbuf_len);
+    int rc = vchan_platform_select(platform, &name, errbuf, errlen);
 
     if (rc < 0) {
         return rc;
@@ -202,7 +203,7 @@ static int hosted_open(struct vchan **out, const struct vchan_config *cfg, bool 
     if (!out || !cfg) {
         return -VCHAN_EINVAL;
     }
-    if ((rc = vchan__config_load(&c, cfg)) || (rc = pick_platform(&c, &plat))) {
+    if ((rc = vchan__config_load(&c, cfg)) || (rc = vchan__hosted_pick(c.platform, &plat, c.errbuf, c.errbuf_len))) {
         return rc;
     }
     rc = server ? vchan__server_open(out, plat, &c) : vchan__client_open(out, plat, &c);

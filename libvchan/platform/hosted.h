@@ -26,6 +26,9 @@ uint64_t vchan__hosted_now_ns(void);
 void *vchan__hosted_alloc(size_t size);
 void vchan__hosted_free(void *ptr);
 void vchan__hosted_log(struct vchan *v, enum vchan_log_level level, const char *msg);
+/* The platform vchan_platform_select names for platform (NULL: detect). */
+int vchan__hosted_pick(const char *platform, const struct vchan__platform **out, char *errbuf,
+                       size_t errlen);
 
 /*
  * Looking at channels from outside them (vchan_list_channels,
