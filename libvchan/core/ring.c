@@ -39,14 +39,20 @@
  *
  * Adaptive: a spin that pays off restores the whole budget; a spin that
  * ran out and was followed by a long sleep (more than SPIN_LONG_WAITS
- * budgets: the peer was idle, not slow) halves it, down to a sixteenth.
- * A short sleep after a spin that ran out leaves it as it is: the peer is
- * busy or waking, and the next spin may well catch it. So a channel with
- * sparse traffic spins a few microseconds per message, a busy one up to the
- * whole budget, and an idle one spins once and sleeps.
+ * budgets: the peer was idle, not slow), or two in a row that ran out,
+ * halve it, and below a sixteenth it is 0: no spin at all. A peer that only
+ * moves once we sleep shares our CPU (both sides pinned to one CPU, an
+ * overcommitted host), and every microsecond spun is one it waits for.
+ * With the budget at 0, one wait in SPIN_PROBE_EVERY still spins a
+ * sixteenth, so a peer that has its own CPU again is found and the whole
+ * budget comes back. So a channel with sparse traffic or a shared CPU spins
+ * a sixteenth once in SPIN_PROBE_EVERY waits, a busy one with its own CPUs
+ * up to the whole budget, and an idle one spins a few times and sleeps.
+ * Figures behind it: docs/performance.md, "Spin policy".
  */
 #define SPIN_MAX_NS 50000u
 #define SPIN_LONG_WAITS 4u
+#define SPIN_PROBE_EVERY 16u
 /*
  * The clock is a vDSO call on most hosts (tens of nanoseconds) but a system
  * call in Xen PV guests (tens of microseconds, measured in tests/xen's
@@ -319,9 +325,14 @@ static void copy_in(struct vchan *v, const void *src, uint32_t n)
 static bool spin2(struct vchan *v, const uint32_t *a, uint32_t sa, const uint32_t *b, uint32_t sb)
 {
     uint64_t start;
+    uint32_t budget = v->spin_ns;
 
-    if (v->spin_ns == 0) {
-        return false;
+    if (budget == 0) {
+        if (v->spin_max_ns == 0 || ++v->spin_skips < SPIN_PROBE_EVERY) {
+            return false;
+        }
+        v->spin_skips = 0;
+        budget = v->spin_max_ns / 16; /* the probe */
     }
     start = v->plat->now_ns();
     v->gave_up_at = 0;
@@ -334,7 +345,7 @@ static bool spin2(struct vchan *v, const uint32_t *a, uint32_t sa, const uint32_
         }
         vchan__cpu_relax();
         /* Read the clock only every clock_stride rounds (spin_calibrate). */
-        if (i % v->clock_stride == 0 && v->plat->now_ns() - start >= v->spin_ns) {
+        if (i % v->clock_stride == 0 && v->plat->now_ns() - start >= budget) {
             v->gave_up_at = start;
             return false;
         }
@@ -352,14 +363,9 @@ static void spin_adapt(struct vchan *v)
     uint32_t floor = v->spin_max_ns / 16;
 
     if (v->gave_up_at) {
-        /*
-         * Halve after a long sleep (the peer was idle), and after every
-         * second spin in a row that ran out: a peer that only moves once we
-         * sleep shares our CPU, and spinning just delays it.
-         */
         if (++v->spin_misses >= 2 ||
             v->plat->now_ns() - v->gave_up_at > (uint64_t)SPIN_LONG_WAITS * v->spin_max_ns) {
-            v->spin_ns = v->spin_ns / 2 > floor ? v->spin_ns / 2 : floor;
+            v->spin_ns = v->spin_ns / 2 >= floor ? v->spin_ns / 2 : 0;
             v->spin_misses = 0;
         }
     }

@@ -8,6 +8,8 @@
 #
 #   tests/bench/cat-vs-socat.sh [ROUNDS [MIB [DIR]]]     (3 rounds, 1024 MiB, /dev/shm)
 #
+# BENCH_CPU: two (default: as the scheduler likes), one (every process pinned
+# to CPU 0 with taskset), hog (a busy loop on every CPU for the whole run).
 # VCHAN_CAT: the vchan-cat to run (default: the build tree's). Each transfer
 # is timed from the connecting side's start to both sides' exit; the listener
 # is up (its socket exists) before that.
@@ -19,8 +21,22 @@ VC=${VCHAN_CAT:-$here/dom0/vchan-cat}
 command -v socat >/dev/null || { echo "cat-vs-socat: needs socat" >&2; exit 2; }
 [ -x "$VC" ] || { echo "cat-vs-socat: no vchan-cat at $VC (build first)" >&2; exit 2; }
 
+cpu=${BENCH_CPU:-two} hogs=''
+case $cpu in
+two) ;;
+one) exec taskset -c 0 env BENCH_CPU=one-pinned "$0" "$@" ;;
+one-pinned) cpu=one ;;
+hog) ;;
+*) echo "cat-vs-socat: BENCH_CPU must be two, one or hog" >&2; exit 2 ;;
+esac
+
 work=$(mktemp -d "$base/cat-vs-socat.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $hogs $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+if [ "$cpu" = hog ]; then
+    for i in $(seq 0 $(($(nproc) - 1))); do
+        taskset -c "$i" sh -c 'while :; do :; done' & hogs="$hogs $!"
+    done
+fi
 export VCHAN_DIR=$work/rdv
 mkdir -p "$VCHAN_DIR"
 cd "$work"
@@ -54,13 +70,13 @@ one() {
         socat -b 65536 -u STDIN UNIX-LISTEN:s <in & up unix
         t0=$(date +%s%N); socat -b 65536 -u UNIX-CONNECT:s STDOUT >out ;;
     esac
-    wait
+    wait $(jobs -p | grep -vxF -f <(printf '%s\n' $hogs) || true)
     t1=$(date +%s%N)
     cmp -s in out || { echo "cat-vs-socat: $1: output differs from input" >&2; exit 1; }
     echo "$1 $((size * 1000 / (t1 - t0)))"
 }
 
-echo "# $mib MiB, $rounds rounds, MB/s; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $mib MiB, $rounds rounds, MB/s, CPUs: $cpu; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for _ in $(seq "$rounds"); do
     for k in vchan-cat,connect-sends socat,connect-sends vchan-cat,listen-sends socat,listen-sends; do
         one "$k"
