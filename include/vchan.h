@@ -320,9 +320,13 @@ struct vchan_page_view {
 };
 #define VCHAN_PAGE_VIEW_INIT {.size = sizeof(struct vchan_page_view)}
 
-/* What the notify bits ask: tell me when you write / when you consume. */
-#define VCHAN_NOTIFY_WRITE 0x1u
-#define VCHAN_NOTIFY_READ 0x2u
+/*
+ * What the notify bits ask: tell me when you write / when you consume.
+ * Spelled exactly as Xen's <xen/io/libxenvchan.h> does, so that a program
+ * including both headers gets no redefinition.
+ */
+#define VCHAN_NOTIFY_WRITE 0x1
+#define VCHAN_NOTIFY_READ 0x2
 
 /*
  * Read the control page at `page` (`len` bytes, at least 24; a whole page

@@ -20,10 +20,12 @@
 export VCHAN_PLATFORM=xen
 
 # Settings, written by run-bench into /test/bin/bench-params.sh:
-# BX_ARGS (options for bench-xen), BX_CONTENDERS, BX_NET (0: no TCP).
+# BX_ARGS (options for bench-xen), BX_CONTENDERS, BX_NET (0: no TCP),
+# BX_OVERCOMMIT (pin, cap or empty: run-bench's BENCH_XEN_OVERCOMMIT).
 BX_ARGS=
 BX_CONTENDERS=ours,xen,tcp
 BX_NET=1
+BX_OVERCOMMIT=
 # shellcheck source=/dev/null
 [ -r /test/bin/bench-params.sh ] && . /test/bin/bench-params.sh
 
@@ -50,6 +52,19 @@ if [ "${VCHAN_XEN_ROLE:-}" = dom0 ]; then
     # The domU's verdict on its network; it boots meanwhile.
     net=$(vx_wait_key "$BX_XS/net" 150) || { echo "bench: no word from the domU"; exit 1; }
     [ "$net" = ok ] || echo "bench: network: $net: TCP left out"
+    # An overcommitted host on purpose: both domains' vCPUs on one physical
+    # CPU, or dom0 capped, so each side's spin costs the other its time.
+    case $BX_OVERCOMMIT in
+    pin)
+        xl vcpu-pin Domain-0 all 0 && xl vcpu-pin "$DOMU_ID" all 0 ||
+            { echo "bench: xl vcpu-pin failed"; exit 1; }
+        echo "bench: overcommitted: every vCPU of dom0 and the domU pinned to physical CPU 0"
+        xl vcpu-list ;;
+    cap)
+        xl sched-credit -d Domain-0 -c 50 || { echo "bench: xl sched-credit failed"; exit 1; }
+        echo "bench: overcommitted: dom0 capped at 50% of one CPU"
+        xl sched-credit ;;
+    esac
     # shellcheck disable=SC2086 # BX_ARGS: several options on purpose
     bench-xen dom0 "$DOMU_ID" -c "$(contenders "$net")" $BX_ARGS
     exit $?
