@@ -5,6 +5,8 @@
 # ./build.sh build    deps, autoreconf (when needed), configure (once), make
 # ./build.sh demo     build, then a 64 MiB transfer between two vchan-cat processes
 # ./build.sh check    build, then the test suite (make check)
+# ./build.sh deb-deps install what dpkg-buildpackage needs (debian/control's
+#                     Build-Depends, debhelper, lintian)
 #
 # Arguments after the subcommand go to ./configure (and re-run it).
 set -euo pipefail
@@ -25,7 +27,7 @@ say() { printf '==> %s\n' "$*"; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '4,9s/^# \{0,1\}//p' "$0"
+    sed -n '4,11s/^# \{0,1\}//p' "$0"
     exit 2
 }
 
@@ -74,6 +76,21 @@ show_failures() {
     fi
 }
 
+# ---- Debian packages (issue 17): the Build-Depends of debian/control,
+# read by apt itself (apt-get build-dep on the source directory), and the
+# tools of a package build (debhelper, lintian; man-db for tests/deb/run).
+deb_deps() {
+    local as_root=()
+    command -v apt-get >/dev/null || die "deb-deps needs apt-get (Debian)"
+    [ "$(id -u)" = 0 ] || as_root=(sudo)
+    say "installing debhelper, lintian, man-db and the Build-Depends of debian/control"
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends dpkg-dev debhelper lintian man-db
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q ./
+}
+# ---- end of Debian packages
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
@@ -86,6 +103,9 @@ build)
 demo)
     build "$@"
     make demo
+    ;;
+deb-deps)
+    deb_deps
     ;;
 check)
     build "$@"

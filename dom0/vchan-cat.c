@@ -183,6 +183,7 @@ static void usage(FILE *f)
         "      --watch CHANNEL  as --stat, every second, with rates, until interrupted\n"
         "      --json    --list, --stat and --watch as JSON\n"
         "  -h, --help    this help\n"
+        "      --version the version of vchan-cat (vchan-conduit's)\n"
         "\n"
         "End of input: on TCP, UNIX and TLS, %s shuts its direction down (TLS:\n"
         "close_notify) and reads until the peer closes. vchan has no half-close: when\n"
@@ -890,7 +891,17 @@ static int debugger(bool list, const char *target, bool watch, bool json, int na
 
 int main(int argc, char **argv)
 {
-    enum { OPT_PROGRESS = 256, OPT_CA, OPT_CERT, OPT_KEY, OPT_LIST, OPT_STAT, OPT_WATCH, OPT_JSON };
+    enum {
+        OPT_PROGRESS = 256,
+        OPT_CA,
+        OPT_CERT,
+        OPT_KEY,
+        OPT_LIST,
+        OPT_STAT,
+        OPT_WATCH,
+        OPT_JSON,
+        OPT_VERSION,
+    };
     /* clang-format off */
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -902,6 +913,7 @@ int main(int argc, char **argv)
         {"stat", required_argument, NULL, OPT_STAT},
         {"watch", required_argument, NULL, OPT_WATCH},
         {"json", no_argument, NULL, OPT_JSON},
+        {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     /* clang-format on */
@@ -959,6 +971,10 @@ int main(int argc, char **argv)
         case OPT_JSON:
             json = true;
             break;
+        case OPT_VERSION:
+            /* The one version of the tree: configure.ac's AC_INIT. */
+            printf("vchan-cat (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+            return fflush(stdout) == 0 && !ferror(stdout) ? EXIT_OK : EXIT_IO;
         default:
             fprintf(stderr, "Try '%s --help'.\n", prog);
             return EXIT_USAGE;
