@@ -21,7 +21,8 @@
 # A new function, error code or URI option (the sodium layer's key=/peer=,
 # CONDUIT_EAUTH) fails here until its page says it, and so does a page that
 # keeps a name the header dropped. (The version in the pages' .TH lines:
-# tests/check-version.sh.)
+# tests/check-version.sh.) And vchan-cat(1)'s OPTIONS against the options
+# vchan-cat --help lists, when vchan-cat is built.
 #
 # Also proves that it catches a planted omission and a planted extra name,
 # so a broken check cannot pass. Run by make check, or by hand.
@@ -149,6 +150,27 @@ for pair in "${pairs[@]}"; do
     fi
 done
 
+# vchan-cat(1) against the program: the options of vchan-cat --help and
+# those of the page's OPTIONS section are the same.
+top_builddir=${top_builddir:-$top_srcdir}
+if [ -x "$top_builddir/dom0/vchan-cat" ]; then
+    help_opts=$("$top_builddir/dom0/vchan-cat" --help | grep -oE '(^|[ ,])--?[a-z][a-z-]*' |
+        sed 's/^[ ,]//' | sort -u)
+    page_opts=$(sed -n '/^\.SH OPTIONS/,/^\.SH /p' "$top_srcdir/docs/vchan-cat.1" |
+        grep -oE '\\-(\\-)?[a-z][a-z-]*' | sed 's/\\//g' | sort -u)
+    [ "$(wc -l <<< "$help_opts")" -ge 10 ] || { echo "check-man: vchan-cat --help gave no options" >&2; exit 1; }
+    for o in $(comm -23 <(echo "$help_opts") <(echo "$page_opts")); do
+        echo "docs/vchan-cat.1: OPTIONS does not describe $o (in vchan-cat --help)"
+        status=1
+    done
+    for o in $(comm -13 <(echo "$help_opts") <(echo "$page_opts")); do
+        echo "docs/vchan-cat.1: OPTIONS describes $o, which vchan-cat --help does not list"
+        status=1
+    done
+else
+    skip_case "vchan-cat's options against vchan-cat(1): $top_builddir/dom0/vchan-cat not built"
+fi
+
 # The check itself: a page that lost a function, and one that names
 # something the header lacks, must both fail.
 sed '/vchan_page_close/d' "$top_srcdir/docs/vchan.3" > "$tmp/missing.3"
@@ -170,3 +192,4 @@ if [ "$status" -ne 0 ]; then
     exit 1
 fi
 echo "check-man: docs/vchan.3, conduit.3, vchan-compat.3, vchan_unikernel.3 agree with their headers"
+skip_summary
