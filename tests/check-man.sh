@@ -6,10 +6,13 @@
 #   include/vchan.h                 docs/vchan.3         vchan_  VCHAN_
 #   include/conduit.h               docs/conduit.3       conduit_ CONDUIT_
 #   include/compat/libxenvchan.h    docs/vchan-compat.3  libxenvchan_
+#   unikernel/vchan_unikernel.h and unikernel/vchan_hooks.h
+#                                   docs/vchan_unikernel.3
+#                                   vchan_unikernel_ vchan_hook_  VCHAN_HOOK_
 #
 # Both ways:
 #  - every exported function and every error code of the header (its
-#    *_ERRNO_MAP), and for conduit.h every URI option of its "Options"
+#    *_ERRNO_MAP, or its #define PREFIX_E... for the hooks), and for conduit.h every URI option of its "Options"
 #    block (name=), is named in the page;
 #  - every identifier with the header's prefix that the page names exists in
 #    the header's code (comments aside), every error code the page names
@@ -18,7 +21,8 @@
 # A new function, error code or URI option (the sodium layer's key=/peer=,
 # CONDUIT_EAUTH) fails here until its page says it, and so does a page that
 # keeps a name the header dropped. (The version in the pages' .TH lines:
-# tests/check-version.sh.)
+# tests/check-version.sh.) And vchan-cat(1)'s OPTIONS against the options
+# vchan-cat --help lists, when vchan-cat is built.
 #
 # Also proves that it catches a planted omission and a planted extra name,
 # so a broken check cannot pass. Run by make check, or by hand.
@@ -39,16 +43,20 @@ code_of() {
     perl -0777 -pe 's{/\*.*?\*/}{ }gs; s{//[^\n]*}{}g' "$1"
 }
 
-# funcs_of HEADER FUNCPREFIX: the functions it declares (one a line).
+# funcs_of HEADER FUNCPREFIX: the functions it declares (one a line);
+# FUNCPREFIX may be alternatives (a_|b_).
 funcs_of() {
     code_of "$1" | perl -0777 -ne 's{^\s*#.*$}{}mg;
-        while (/\b('"$2"'\w+)\s*\(/g) { print "$1\n" }' | sort -u
+        while (/\b((?:'"$2"')\w+)\s*\(/g) { print "$1\n" }' | sort -u
 }
 
-# codes_of HEADER MACROPREFIX: PREFIX_NAME for every X(NAME, ...) of its map.
+# codes_of HEADER MACROPREFIX: PREFIX_NAME for every X(NAME, ...) of its
+# map, and every #define PREFIX_E... (not _EXPORT, _ERRNO_*).
 codes_of() {
     code_of "$1" | perl -0777 -ne 'if (/_ERRNO_MAP\(X\)(.*?)\n\s*\n/s) {
-        my $m = $1; while ($m =~ /\bX\((\w+),/g) { print "'"$2"'$1\n" } }' | sort -u
+        my $m = $1; while ($m =~ /\bX\((\w+),/g) { print "'"$2"'$1\n" } }
+        while (/^#define\s+('"$2"'E[A-Z0-9]+)\b/mg) {
+            print "$1\n" unless $1 =~ /_(EXPORT|ERRNO_\w*)$/ }' | sort -u
 }
 
 # options_of HEADER: the name= of the "Options" block of the leading comment.
@@ -87,7 +95,7 @@ check() {
                 echo "$page: names error code $name, which $header does not have"
                 bad=1
             fi
-        elif [[ $name == "$fp"* ]] && grep -qE "(^|[^A-Za-z0-9_])$name ?\\(" <<< "$text"; then
+        elif [[ $name =~ ^($fp) ]] && grep -qE "(^|[^A-Za-z0-9_])$name ?\\(" <<< "$text"; then
             if ! grep -qx "$name" <<< "$funcs"; then
                 echo "$page: names function $name(), which $header does not declare"
                 bad=1
@@ -122,18 +130,46 @@ pairs=(
     "include/vchan.h docs/vchan.3 vchan_ VCHAN_"
     "include/conduit.h docs/conduit.3 conduit_ CONDUIT_"
     "include/compat/libxenvchan.h docs/vchan-compat.3 libxenvchan_ "
+    "unikernel/vchan_unikernel.h+unikernel/vchan_hooks.h docs/vchan_unikernel.3 vchan_unikernel_|vchan_hook_ VCHAN_HOOK_"
 )
 for pair in "${pairs[@]}"; do
-    read -r header page fp mp <<< "$pair"
-    n=$(funcs_of "$top_srcdir/$header" "$fp" | wc -l)
+    read -r headers page fp mp <<< "$pair"
+    # Several headers for one page: checked as one.
+    header=$top_srcdir/${headers%%+*}
+    if [ "$headers" != "${headers%%+*}" ]; then
+        header=$tmp/${page##*/}.h
+        for h in ${headers//+/ }; do cat "$top_srcdir/$h"; done > "$header"
+    fi
+    n=$(funcs_of "$header" "$fp" | wc -l)
     if [ "$n" -lt 5 ]; then
-        echo "check-man: found only $n functions in $header: the extraction is broken" >&2
+        echo "check-man: found only $n functions in $headers: the extraction is broken" >&2
         exit 1
     fi
-    if ! check "$top_srcdir/$header" "$top_srcdir/$page" "$fp" "${mp:-}"; then
+    if ! check "$header" "$top_srcdir/$page" "$fp" "${mp:-}"; then
         status=1
     fi
 done
+
+# vchan-cat(1) against the program: the options of vchan-cat --help and
+# those of the page's OPTIONS section are the same.
+top_builddir=${top_builddir:-$top_srcdir}
+if [ -x "$top_builddir/dom0/vchan-cat" ]; then
+    help_opts=$("$top_builddir/dom0/vchan-cat" --help | grep -oE '(^|[ ,])--?[a-z][a-z-]*' |
+        sed 's/^[ ,]//' | sort -u)
+    page_opts=$(sed -n '/^\.SH OPTIONS/,/^\.SH /p' "$top_srcdir/docs/vchan-cat.1" |
+        grep -oE '\\-(\\-)?[a-z][a-z-]*' | sed 's/\\//g' | sort -u)
+    [ "$(wc -l <<< "$help_opts")" -ge 10 ] || { echo "check-man: vchan-cat --help gave no options" >&2; exit 1; }
+    for o in $(comm -23 <(echo "$help_opts") <(echo "$page_opts")); do
+        echo "docs/vchan-cat.1: OPTIONS does not describe $o (in vchan-cat --help)"
+        status=1
+    done
+    for o in $(comm -13 <(echo "$help_opts") <(echo "$page_opts")); do
+        echo "docs/vchan-cat.1: OPTIONS describes $o, which vchan-cat --help does not list"
+        status=1
+    done
+else
+    skip_case "vchan-cat's options against vchan-cat(1): $top_builddir/dom0/vchan-cat not built"
+fi
 
 # The check itself: a page that lost a function, and one that names
 # something the header lacks, must both fail.
@@ -155,4 +191,5 @@ if [ "$status" -ne 0 ]; then
     echo "check-man: FAIL: the pages in docs/ and the headers disagree (see above)"
     exit 1
 fi
-echo "check-man: docs/vchan.3, docs/conduit.3, docs/vchan-compat.3 agree with their headers"
+echo "check-man: docs/vchan.3, conduit.3, vchan-compat.3, vchan_unikernel.3 agree with their headers"
+skip_summary

@@ -1151,6 +1151,7 @@ static void test_local_fds_cloexec_and_released(void)
 {
     struct vchan_config cfg = config("fds", 0, 5000);
     struct vchan *s, *c;
+    char b[3];
     int before, fd, n = 0;
     bool old[1024] = {false};
     DIR *d;
@@ -1189,9 +1190,13 @@ static void test_local_fds_cloexec_and_released(void)
     CU_ASSERT_EQUAL(reap(pid), 0);
     CU_ASSERT_EQUAL(fake_count_fds(), before);
 
-    /* And the client side, against a server in a child. */
+    /* And the client side, against a server in a child. The client reads
+     * the server's "xyz" before closing: closing first raced the server's
+     * write (-VCHAN_EPIPE, the child exited 1 instead of being killed). */
     pid = spawn(idle_server, "fds");
     CU_ASSERT_EQUAL_FATAL(vchan_client_open(&c, &cfg), 0);
+    CU_ASSERT_EQUAL(read_all(c, b, 3), 0);
+    CU_ASSERT_EQUAL(memcmp(b, "xyz", 3), 0);
     vchan_close(c);
     kill(pid, SIGKILL);
     CU_ASSERT_EQUAL(reap(pid), -SIGKILL);

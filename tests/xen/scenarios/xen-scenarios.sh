@@ -88,10 +88,11 @@ xt_mark() { xenstore-write -- "$XT/$XT_SIDE/$1" "${2:-1}"; } # --: a value may s
 xt_await() { vx_wait_key "$XT/$XT_OTHER/$1" "${2:-$XT_STEP_MAX}"; }
 
 # xt_want STEP: is STEP selected? Steps named xv-ref-* (references for the
-# throughput figures, not checks of ours) run only when named.
+# throughput figures, not checks of ours) and accept (make check-xen-accept's
+# scenario, which has its own target on x86-64) run only when named.
 xt_want() {
     case " $XT_STEPS " in *" $1 "*) return 0 ;; esac
-    case $1 in setup) return 0 ;; xv-ref-*) return 1 ;; esac
+    case $1 in setup) return 0 ;; xv-ref-* | accept) return 1 ;; esac
     [ -z "$XT_STEPS" ]
 }
 
@@ -965,6 +966,27 @@ step_debug() {
     fi
 }
 
+# libconduit's accept rendezvous: the scenario of make check-xen-accept
+# (accept-dom0.sh and accept-domu.sh, unchanged, with echo-server and
+# echo-client), inside this boot; run-scenarios adds them with XEN_ACCEPT_DIR.
+# Its checks count as this step's.
+step_accept() {
+    xt_begin accept || return 0
+    _s=/test/bin/accept-$XT_SIDE.sh
+    if [ ! -r "$_s" ]; then
+        vx_fail "accept: no $_s (run-scenarios adds it when XEN_ACCEPT_DIR is set)"
+        return
+    fi
+    timeout "$XT_STEP" sh "$_s" </dev/null >/tmp/xt-accept 2>&1
+    _rc=$?
+    sed -e 's/^PASS: /PASS: accept: /' -e 's/^FAIL: /FAIL: accept: /' /tmp/xt-accept
+    _p=$(grep -c '^PASS: ' /tmp/xt-accept) _f=$(grep -c '^FAIL: ' /tmp/xt-accept)
+    VX_PASSED=$((VX_PASSED + _p)) VX_FAILED=$((VX_FAILED + _f))
+    if [ "$_rc" != 0 ] && [ "$_f" = 0 ]; then
+        vx_fail "accept: $_s exit status $_rc"
+    fi
+}
+
 # Most important first: when time runs short, dom0 skips from the end of
 # this list (destroy always runs).
 step_setup
@@ -972,6 +994,7 @@ step_basic
 step_hostile
 step_orders
 step_libxenvchan
+step_accept
 step_late_server
 step_api_late_server
 step_no_server
