@@ -62,6 +62,7 @@ struct options {
     int flag_wait_ms; /* -w, handed to libconduit as both timeouts; 0: not given */
     int wait_ms;      /* -w or timeout=: our idle rule (nothing moved); 0: none */
     const char *ca, *cert, *key;
+    const char *peer, *peers; /* sodium: --peer, --peers */
 };
 
 /* How a connection ended. */
@@ -145,7 +146,7 @@ static void usage(FILE *f)
         "Usage: %s [options] URI        connect; stdin -> connection, connection -> stdout\n"
         "       %s [options] -l URI     listen, serve one connection, exit (-k: keep serving)\n"
         "\n"
-        "URI: [tls+]TRANSPORT://ADDRESS[?OPTION=VALUE[&...]]     (tls:// is tls+tcp://)\n"
+        "URI: [tls+|sodium+]TRANSPORT://ADDRESS[?OPTION=VALUE[&...]]  (tls:// is tls+tcp://)\n"
         "  vchan://DOMAIN/PORT  DOMAIN: with -l the client's domain id, or * for clients of\n"
         "                       any domain; without -l the server's domain (id, or a name on\n"
         "                       Xen). PORT: 1-64 characters of [A-Za-z0-9_-]\n"
@@ -161,6 +162,10 @@ static void usage(FILE *f)
         "           servername=NAME               TLS: name to verify and send (SNI);\n"
         "                                         required for tls+unix and tls+vchan\n"
         "           verify=0                      TLS: do not verify the peer (insecure)\n"
+        "           key=FILE                      sodium: own private key (--genkey)\n"
+        "           peer=KEY                      sodium: the peer's public key, pinned\n"
+        "           peers=FILE|any                sodium: allowed public keys, one a line;\n"
+        "                                         any (with -l only): accept every key\n"
         "\n"
         "Options:\n"
         "  -l            listen: be the server\n"
@@ -175,7 +180,12 @@ static void usage(FILE *f)
         "                A side with no input that received nothing for SECS closes and\n"
         "                exits 0 (as netcat -w); every other timeout is an error\n"
         "      --ca FILE, --cert FILE, --key FILE\n"
-        "                TLS files, as ca=, cert=, key= in the URI\n"
+        "                TLS files, as ca=, cert=, key= in the URI (--key: sodium's too)\n"
+        "      --peer KEY, --peers FILE|any\n"
+        "                sodium: as peer=, peers= in the URI\n"
+        "      --genkey FILE  write a new sodium private key to FILE (mode 0600; never\n"
+        "                over an existing file) and print its public key\n"
+        "      --pubkey FILE  print the public key of the private key in FILE\n"
         "      --list [DOMAIN]  the channels the rendezvous shows (served by DOMAIN)\n"
         "      --stat CHANNEL   map a channel's control page read-only: rings, indices,\n"
         "                notify bits and a verdict; CHANNEL is vchan://SERVER/PORT (this\n"
@@ -689,6 +699,8 @@ static void fill_options(const struct options *o, struct conduit_options *co)
     co->ca = o->ca;
     co->cert = o->cert;
     co->key = o->key;
+    co->peer = o->peer;
+    co->peers = o->peers;
     co->log = log_cb;
     co->log_ctx = (void *)o;
 }
@@ -848,6 +860,8 @@ static int twice(const struct options *o, const struct conduit_uri *u)
     const char *which = o->ca && conduit_uri_option(u, "ca")       ? "ca"
                         : o->cert && conduit_uri_option(u, "cert") ? "cert"
                         : o->key && conduit_uri_option(u, "key")   ? "key"
+                        : o->peer && conduit_uri_option(u, "peer") ? "peer"
+                        : o->peers && conduit_uri_option(u, "peers") ? "peers"
                                                  : NULL;
 
     if (which) {
@@ -901,6 +915,10 @@ int main(int argc, char **argv)
         OPT_WATCH,
         OPT_JSON,
         OPT_VERSION,
+        OPT_PEER,
+        OPT_PEERS,
+        OPT_GENKEY,
+        OPT_PUBKEY,
     };
     /* clang-format off */
     static const struct option longopts[] = {
@@ -914,6 +932,10 @@ int main(int argc, char **argv)
         {"watch", required_argument, NULL, OPT_WATCH},
         {"json", no_argument, NULL, OPT_JSON},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"peer", required_argument, NULL, OPT_PEER},
+        {"peers", required_argument, NULL, OPT_PEERS},
+        {"genkey", required_argument, NULL, OPT_GENKEY},
+        {"pubkey", required_argument, NULL, OPT_PUBKEY},
         {NULL, 0, NULL, 0},
     };
     /* clang-format on */
@@ -971,6 +993,30 @@ int main(int argc, char **argv)
         case OPT_JSON:
             json = true;
             break;
+        case OPT_PEER:
+            o.peer = optarg;
+            break;
+        case OPT_PEERS:
+            o.peers = optarg;
+            break;
+        case OPT_GENKEY:
+        case OPT_PUBKEY: {
+            char pub[CONDUIT_KEY_TEXT_SIZE];
+
+            if (argc - optind > 0) {
+                msg("--%s takes one FILE, got also '%s'",
+                    ch == OPT_GENKEY ? "genkey" : "pubkey", argv[optind]);
+                return EXIT_USAGE;
+            }
+            rc = ch == OPT_GENKEY ? conduit_key_generate(optarg, pub)
+                                  : conduit_key_public(optarg, pub);
+            if (rc < 0) {
+                msg("%s", conduit_last_error(NULL));
+                return conduit_err_is_usage(rc) || rc == -CONDUIT_EPERM ? EXIT_USAGE : EXIT_IO;
+            }
+            printf("%s\n", pub);
+            return fflush(stdout) == 0 && !ferror(stdout) ? EXIT_OK : EXIT_IO;
+        }
         case OPT_VERSION:
             /* The one version of the tree: configure.ac's AC_INIT. */
             printf("vchan-cat (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
@@ -1003,11 +1049,18 @@ int main(int argc, char **argv)
         msg("%s: %s", o.uri_text, err);
         return rc == -CONDUIT_ENOMEM ? EXIT_IO : EXIT_USAGE;
     }
-    if ((o.ca != NULL || o.cert != NULL || o.key != NULL) && conduit_uri_layer(u) != CONDUIT_LAYER_TLS) {
-        msg("%s: --%s needs a tls URI", o.uri_text,
-            o.ca != NULL     ? "ca"
-            : o.cert != NULL ? "cert"
-                             : "key");
+    if ((o.ca != NULL || o.cert != NULL) && conduit_uri_layer(u) != CONDUIT_LAYER_TLS) {
+        msg("%s: --%s needs a tls URI", o.uri_text, o.ca != NULL ? "ca" : "cert");
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (o.key != NULL && conduit_uri_layer(u) == CONDUIT_LAYER_NONE) {
+        msg("%s: --key needs a tls or sodium URI", o.uri_text);
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if ((o.peer != NULL || o.peers != NULL) && conduit_uri_layer(u) != CONDUIT_LAYER_SODIUM) {
+        msg("%s: --%s needs a sodium URI", o.uri_text, o.peer != NULL ? "peer" : "peers");
         status = EXIT_USAGE;
         goto out;
     }

@@ -100,7 +100,8 @@ extern "C" {
     X(EADDRINUSE, "address already in use")                                    \
     X(EPERM, "permission denied")                                              \
     X(ESHUTDOWN, "write side already shut down")                               \
-    X(EIO, "I/O error")
+    X(EIO, "I/O error")                                                       \
+    X(EAUTH, "peer authentication failed")
 
 enum conduit_errno {
     CONDUIT_OK = 0,
@@ -248,7 +249,27 @@ CONDUIT_EXPORT int conduit_timeout_parse(const char *text, int *ms, char *err, s
  *                      client certificate, or the server's own (required to
  *                      listen). A listener given ca= requires and verifies
  *                      client certificates.
- *   sodium+...://      not supported yet (-CONDUIT_ENOTSUP).
+ *   sodium+...://      Noise_XX_25519_ChaChaPoly_BLAKE2b (libsodium) over any
+ *                      of the above: both ends have a static X25519 key pair
+ *                      and pin the other's public key, with no PKI (as
+ *                      WireGuard does). key=FILE: our private key (a file
+ *                      `vchan-cat --genkey` wrote; refused when group or
+ *                      others may read it); peer=KEY pins one public key
+ *                      (44 characters of base64, raw or percent-encoded);
+ *                      peers=FILE allows the keys listed there (one a line,
+ *                      '#' comments). A client must pin its server; a
+ *                      server pins too, or accepts any key with an explicit
+ *                      peers=any (conduit_info names the key it met). A
+ *                      key that is not the pinned one, a frame that fails
+ *                      authentication (tampered, replayed, reordered,
+ *                      dropped) and a used-up nonce counter are
+ *                      -CONDUIT_EAUTH: the connection is dead and nothing
+ *                      of the bad frame is delivered. conduit_shutdown
+ *                      sends an authenticated end of stream (a half-close,
+ *                      also over vchan); a peer that closes without one is
+ *                      -CONDUIT_ECONNRESET (cut short), not end-of-file.
+ *                      docs/protocol.md, "The sodium layer", is the wire
+ *                      format.
  */
 struct conduit;
 struct conduit_listener;
@@ -302,6 +323,9 @@ struct conduit_options {
     void *log_ctx;
     char *errbuf; /* when the call fails, its message is copied here */
     size_t errbuf_len;
+    /* Added with the sodium layer: a caller built before them (smaller struct_size) has them 0. */
+    const char *peer;  /* sodium: the peer's public key, when the URI gives none */
+    const char *peers; /* sodium: a file of allowed keys, or "any" (servers) */
 };
 #define CONDUIT_OPTIONS_INIT(...)                                  \
     {                                                              \
@@ -466,6 +490,21 @@ CONDUIT_EXPORT const char *conduit_info(const struct conduit *c);
  * layer, bad argument), as opposed to run-time failures.
  */
 CONDUIT_EXPORT bool conduit_err_is_usage(int err);
+
+/*
+ * Keys of the sodium layer (X25519, as WireGuard writes them: 32 bytes in
+ * base64, 44 characters and a newline). conduit_key_generate writes a new
+ * private key to `path` (created with mode 0600; an existing file is never
+ * replaced: -CONDUIT_EPERM) and puts its public key in `pub`;
+ * conduit_key_public reads a private key file (refused if group or others
+ * may read it, like ssh) and gives its public key. `pub`: at least
+ * CONDUIT_KEY_TEXT_SIZE bytes, NUL-terminated. Errors: EINVAL, EPERM (the
+ * file exists, or its mode is too open), ENOENT, EOPTION (not a key), EIO,
+ * with the message in conduit_last_error(NULL).
+ */
+#define CONDUIT_KEY_TEXT_SIZE 45
+CONDUIT_EXPORT int conduit_key_generate(const char *path, char *pub);
+CONDUIT_EXPORT int conduit_key_public(const char *path, char *pub);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "libconduit/internal/internal.h"
+#include "libconduit/layer/sodium_keys.h"
 
 /* A blocking accept looks at its pending work at least this often. */
 #define ACCEPT_TICK_MS 250
@@ -106,6 +107,8 @@ static int connect_timeout(const struct conduit_uri *u, const struct conduit_opt
     return io_timeout(u, opts);
 }
 
+/* struct conduit_options before the sodium fields: a caller built with it is still served. */
+#define OPTIONS_SIZE_V0 offsetof(struct conduit_options, peer)
 /* Upper bound of struct_size accepted from a newer conduit.h (anything more is garbage). */
 #define OPTIONS_SIZE_MAX 4096
 
@@ -129,7 +132,7 @@ static int options_load(struct conduit_options *dst, const struct conduit_option
         if (src->errbuf && src->errbuf_len) {
             snprintf(src->errbuf, src->errbuf_len, "%s", why);
         }
-    } else if (src->struct_size < sizeof(*dst) || src->struct_size > OPTIONS_SIZE_MAX) {
+    } else if (src->struct_size < OPTIONS_SIZE_V0 || src->struct_size > OPTIONS_SIZE_MAX) {
         why = "struct conduit_options has a struct_size this libconduit does not know";
     } else {
         end = (const unsigned char *)src + src->struct_size;
@@ -144,7 +147,8 @@ static int options_load(struct conduit_options *dst, const struct conduit_option
         snprintf(last_failure, sizeof(last_failure), "%s", why);
         return -CONDUIT_EINVAL;
     }
-    memcpy(dst, src, sizeof(*dst));
+    /* An older caller's struct ends early: the fields it does not have stay zero. */
+    memcpy(dst, src, src->struct_size < sizeof(*dst) ? src->struct_size : sizeof(*dst));
     dst->struct_size = sizeof(*dst);
     return 0;
 }
@@ -395,7 +399,8 @@ struct layer_def {
 static const struct layer_def layers[] = {
     {CONDUIT_LAYER_TLS, NULL, conduit__tls_client, conduit__tls_listen, conduit__tls_server,
      conduit__tls_listen_free},
-    {CONDUIT_LAYER_SODIUM, "layer 'sodium' is not supported yet", NULL, NULL, NULL, NULL},
+    {CONDUIT_LAYER_SODIUM, NULL, conduit__sodium_client, conduit__sodium_listen,
+     conduit__sodium_server, conduit__sodium_listen_free},
 };
 
 static const struct transport_def *transport_of(enum conduit_transport id)
@@ -923,4 +928,36 @@ CONDUIT_EXPORT void conduit_listener_close(struct conduit_listener *l)
         }
         free(l);
     }
+}
+
+/* ------------------------------------------------------------ sodium keys */
+
+CONDUIT_EXPORT int conduit_key_generate(const char *path, char *pub)
+{
+    struct conduit__err e = {.name = "sodium"};
+    int rc;
+
+    if (!path || !pub) {
+        snprintf(last_failure, sizeof(last_failure), "conduit_key_generate: invalid argument");
+        return -CONDUIT_EINVAL;
+    }
+    if ((rc = conduit__key_generate(&e, path, pub)) < 0) {
+        failed(&e, NULL, rc);
+    }
+    return rc;
+}
+
+CONDUIT_EXPORT int conduit_key_public(const char *path, char *pub)
+{
+    struct conduit__err e = {.name = "sodium"};
+    int rc;
+
+    if (!path || !pub) {
+        snprintf(last_failure, sizeof(last_failure), "conduit_key_public: invalid argument");
+        return -CONDUIT_EINVAL;
+    }
+    if ((rc = conduit__key_public_of(&e, path, pub)) < 0) {
+        failed(&e, NULL, rc);
+    }
+    return rc;
 }

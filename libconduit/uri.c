@@ -17,6 +17,7 @@
 
 #include "conduit.h"
 #include "libconduit/internal/uri.h"
+#include "libconduit/layer/sodium_keys.h"
 #include "vchan.h"
 
 _Static_assert(CONDUIT_RING_SIZE_MAX == VCHAN_MAX_RING_SIZE, "ring size limits agree");
@@ -715,7 +716,7 @@ static int opt_verify(struct parser *p, const char *v)
                 quote(q, v, strlen(v)));
 }
 
-enum opt_scope { SCOPE_ALL, SCOPE_TLS, SCOPE_VCHAN };
+enum opt_scope { SCOPE_ALL, SCOPE_TLS, SCOPE_KEY, SCOPE_SODIUM, SCOPE_VCHAN };
 
 enum opt_id {
     OPT_TIMEOUT,
@@ -726,7 +727,9 @@ enum opt_id {
     OPT_CERT,
     OPT_KEY,
     OPT_SERVERNAME,
-    OPT_VERIFY
+    OPT_VERIFY,
+    OPT_PEER,
+    OPT_PEERS
 };
 
 static const struct opt_def {
@@ -741,9 +744,11 @@ static const struct opt_def {
     {"write-size", OPT_WRITE_SIZE, CONDUIT_URI_OPT_WRITE_SIZE, SCOPE_VCHAN},
     {"ca", OPT_CA, CONDUIT_URI_OPT_CA, SCOPE_TLS},
     {"cert", OPT_CERT, CONDUIT_URI_OPT_CERT, SCOPE_TLS},
-    {"key", OPT_KEY, CONDUIT_URI_OPT_KEY, SCOPE_TLS},
+    {"key", OPT_KEY, CONDUIT_URI_OPT_KEY, SCOPE_KEY},
     {"servername", OPT_SERVERNAME, CONDUIT_URI_OPT_SERVERNAME, SCOPE_TLS},
     {"verify", OPT_VERIFY, CONDUIT_URI_OPT_VERIFY, SCOPE_TLS},
+    {"peer", OPT_PEER, CONDUIT_URI_OPT_PEER, SCOPE_SODIUM},
+    {"peers", OPT_PEERS, CONDUIT_URI_OPT_PEERS, SCOPE_SODIUM},
 };
 
 static int parse_option(struct parser *p, const char *s, size_t len)
@@ -776,6 +781,20 @@ static int parse_option(struct parser *p, const char *s, size_t len)
     case SCOPE_TLS:
         if (p->u->layer != CONDUIT_LAYER_TLS) {
             return fail(p, CONDUIT_EOPTION, "option '%s' needs the tls layer (tls://, tls+%s://)",
+                        def->name, conduit_transport_name(p->u->transport));
+        }
+        break;
+    case SCOPE_KEY:
+        if (p->u->layer == CONDUIT_LAYER_NONE) {
+            return fail(p, CONDUIT_EOPTION,
+                        "option 'key' needs the tls or sodium layer (tls+%s://, sodium+%s://)",
+                        conduit_transport_name(p->u->transport),
+                        conduit_transport_name(p->u->transport));
+        }
+        break;
+    case SCOPE_SODIUM:
+        if (p->u->layer != CONDUIT_LAYER_SODIUM) {
+            return fail(p, CONDUIT_EOPTION, "option '%s' needs the sodium layer (sodium+%s://)",
                         def->name, conduit_transport_name(p->u->transport));
         }
         break;
@@ -839,6 +858,22 @@ static int parse_option(struct parser *p, const char *s, size_t len)
         break;
     case OPT_VERIFY:
         r = opt_verify(p, value);
+        break;
+    case OPT_PEER: {
+        uint8_t k[CONDUIT__KEY_LEN];
+
+        if (conduit__key_decode(value, strlen(value), k) < 0) {
+            r = fail(p, CONDUIT_EOPTION,
+                     "peer '%s' is not a public key (44 characters of base64, as vchan-cat "
+                     "--genkey prints it)",
+                     quote(q, value, strlen(value)));
+        } else {
+            r = opt_keep(&p->u->sodium.peer, &value);
+        }
+        break;
+    }
+    case OPT_PEERS:
+        r = opt_keep(&p->u->sodium.peers, &value);
         break;
     }
     free(value);
@@ -907,6 +942,8 @@ CONDUIT_EXPORT void conduit_uri_free(struct conduit_uri *u)
     free(u->tls.cert);
     free(u->tls.key);
     free(u->tls.servername);
+    free(u->sodium.peer);
+    free(u->sodium.peers);
     for (unsigned i = 0; i < u->nopt; i++) {
         free(u->opt[i].value);
     }

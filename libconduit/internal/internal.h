@@ -193,6 +193,17 @@ int conduit__tls_server(struct conduit_listener *l, struct conduit__err *e,
                         struct conduit__layer *lower, struct conduit__layer **out);
 void conduit__tls_listen_free(struct conduit_listener *l);
 
+/* The sodium layer (layer/sodium.c): as TLS, with keys instead of certificates. */
+int conduit__sodium_client(struct conduit__err *e, const struct conduit__connect_args *a,
+                           struct conduit__layer *lower, struct conduit__layer **out);
+int conduit__sodium_listen(struct conduit_listener *l, const struct conduit_uri *u,
+                           const struct conduit_options *opts);
+int conduit__sodium_server(struct conduit_listener *l, struct conduit__err *e,
+                           struct conduit__layer *lower, struct conduit__layer **out);
+void conduit__sodium_listen_free(struct conduit_listener *l);
+/* Test hook: start the send nonce counter of a sodium layer at n. */
+int conduit__sodium_set_nonce(struct conduit__layer *l, uint64_t n);
+
 /* resolve.c */
 /* getaddrinfo with a message naming the host: ERESOLVE. */
 struct addrinfo;

@@ -23,6 +23,8 @@
 #define CONDUIT_URI_OPT_SERVERNAME (1u << 6)
 #define CONDUIT_URI_OPT_VERIFY (1u << 7)
 #define CONDUIT_URI_OPT_CONNECT_TIMEOUT (1u << 8)
+#define CONDUIT_URI_OPT_PEER (1u << 9)
+#define CONDUIT_URI_OPT_PEERS (1u << 10)
 
 /* Options a URI can carry (each at most once). */
 #define CONDUIT__URI_OPTS_MAX 16
@@ -54,10 +56,16 @@ struct conduit_uri {
     int connect_timeout_ms; /* connect-timeout=, 0 when not given */
 
     struct {
-        char *ca, *cert, *key; /* file names, NULL when not given */
+        char *ca, *cert;       /* file names, NULL when not given */
+        char *key;             /* TLS or sodium: our private key's file */
         char *servername;      /* NULL when not given */
         bool verify;           /* true unless verify=0 */
     } tls;
+
+    struct {
+        char *peer;  /* the pinned public key, base64 (checked: a key) */
+        char *peers; /* a file of allowed keys, or "any" */
+    } sodium;
 
     /* Every option as given, decoded, for conduit_uri_option. */
     struct {

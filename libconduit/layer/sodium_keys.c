@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "libconduit/layer/noise.h"
 #include "libconduit/layer/sodium_keys.h"
 
 /* A key file is one line; a peers file is read in lines of at most this. */
@@ -159,4 +160,68 @@ int conduit__key_in_file(struct conduit__err *e, const char *path,
     }
     fclose(f);
     return found;
+}
+
+int conduit__key_generate(struct conduit__err *e, const char *path,
+                          char pub[CONDUIT__KEY_B64_LEN + 1])
+{
+    uint8_t priv[CONDUIT__KEY_LEN], pubkey[CONDUIT__KEY_LEN];
+    char text[CONDUIT__KEY_B64_LEN + 2];
+    size_t off = 0;
+    int fd, rc = 0;
+
+    if (conduit__noise_keypair(priv, pubkey) != 0) {
+        return conduit__errorf(e, CONDUIT_EIO, "cannot make a key pair (libsodium)");
+    }
+    conduit__key_encode(priv, text);
+    sodium_memzero(priv, sizeof(priv));
+    text[CONDUIT__KEY_B64_LEN] = '\n';
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    if (fd < 0) {
+        rc = errno == EEXIST
+                 ? conduit__errorf(e, CONDUIT_EPERM, "key file '%s' exists: not replacing it", path)
+                 : open_error(e, "key file", path);
+        goto out;
+    }
+    while (off < CONDUIT__KEY_B64_LEN + 1) {
+        ssize_t n = write(fd, text + off, CONDUIT__KEY_B64_LEN + 1 - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            rc = conduit__errorf(e, CONDUIT_EIO, "cannot write key file '%s': %s", path,
+                                 n < 0 ? strerror(errno) : "short write");
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (rc == 0 && (fchmod(fd, 0600) < 0 || fsync(fd) < 0)) {
+        rc = conduit__errorf(e, CONDUIT_EIO, "cannot write key file '%s': %s", path,
+                             strerror(errno));
+    }
+    close(fd);
+    if (rc < 0) {
+        unlink(path);
+        goto out;
+    }
+    conduit__key_encode(pubkey, pub);
+out:
+    sodium_memzero(text, sizeof(text));
+    return rc;
+}
+
+int conduit__key_public_of(struct conduit__err *e, const char *path,
+                           char pub[CONDUIT__KEY_B64_LEN + 1])
+{
+    uint8_t priv[CONDUIT__KEY_LEN], pubkey[CONDUIT__KEY_LEN];
+    int rc = conduit__key_load_private(e, path, priv);
+
+    if (rc == 0 && conduit__noise_pubkey(priv, pubkey) != 0) {
+        rc = conduit__errorf(e, CONDUIT_EOPTION, "key file '%s': not a usable X25519 key", path);
+    }
+    sodium_memzero(priv, sizeof(priv));
+    if (rc == 0) {
+        conduit__key_encode(pubkey, pub);
+    }
+    return rc;
 }

@@ -34,4 +34,14 @@ int conduit__key_load_private(struct conduit__err *e, const char *path,
 int conduit__key_in_file(struct conduit__err *e, const char *path,
                          const uint8_t key[CONDUIT__KEY_LEN]);
 
+/*
+ * Write a new private key to `path` (mode 0600, never over an existing
+ * file: EPERM) and give its public key's text; or give the public key of
+ * the private key file at `path`. 0, or an error with a message.
+ */
+int conduit__key_generate(struct conduit__err *e, const char *path,
+                          char pub[CONDUIT__KEY_B64_LEN + 1]);
+int conduit__key_public_of(struct conduit__err *e, const char *path,
+                           char pub[CONDUIT__KEY_B64_LEN + 1]);
+
 #endif

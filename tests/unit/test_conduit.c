@@ -450,6 +450,7 @@ static void test_conduit_error_table(void)
         {CONDUIT_EPERM, "EPERM", false},
         {CONDUIT_ESHUTDOWN, "ESHUTDOWN", false},
         {CONDUIT_EIO, "EIO", false},
+        {CONDUIT_EAUTH, "EAUTH", false},
     };
 
     for (size_t i = 0; i < UNIT_ARRAY_LEN(rows); i++) {
@@ -478,7 +479,16 @@ static void test_conduit_open_errors(void)
         {"vchan://0/a b", false, CONDUIT_ESYNTAX, "a b"},
         {"tcp://*:80", false, CONDUIT_EWILDCARD, "'*'"},
         {"vchan://*/p", false, CONDUIT_EWILDCARD, "'*'"},
-        {"sodium+tcp://localhost:1", false, CONDUIT_ENOTSUP, "sodium"},
+        {"sodium+tcp://localhost:1", false, CONDUIT_EOPTION, "key=FILE"},
+        {"sodium+tcp://localhost:1?key=/nonexistent.key", false, CONDUIT_EOPTION, "must pin"},
+        {"sodium+tcp://localhost:1?key=/nonexistent.key&peers=any", false, CONDUIT_EOPTION,
+         "peers=any is for servers"},
+        {"sodium+tcp://localhost:1?key=/nonexistent.key&peers=/nonexistent", false,
+         CONDUIT_ENOENT, "peers file '/nonexistent'"},
+        {"sodium+tcp://localhost:1?key=/nonexistent.key&peer="
+         "xp5u1ibagT3BJes74qZgUh6RFzUHKUYgz6lihUU/3FU=", false, CONDUIT_ENOENT,
+         "/nonexistent.key"},
+        {"sodium+tcp://127.0.0.1:1?key=/nonexistent.key", true, CONDUIT_EOPTION, "peers=any"},
         {"tls+unix:///tmp/x.sock", false, CONDUIT_EOPTION, "servername="},
         {"tls+vchan://0/p", false, CONDUIT_EOPTION, "servername="},
         {"vchan://0/p?write-size=4096", false, CONDUIT_EOPTION,

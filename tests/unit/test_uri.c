@@ -94,6 +94,12 @@ static void describe(const struct conduit_uri *u, char *buf, size_t len)
     if (u->options & CONDUIT_URI_OPT_VERIFY) {
         ADD(" verify=%d", u->tls.verify ? 1 : 0);
     }
+    if (u->options & CONDUIT_URI_OPT_PEER) {
+        ADD(" peer=%s", u->sodium.peer);
+    }
+    if (u->options & CONDUIT_URI_OPT_PEERS) {
+        ADD(" peers=%s", u->sodium.peers);
+    }
 #undef ADD
 }
 
@@ -193,6 +199,12 @@ static const struct good {
     {"sodium+tcp://h:9", 0, "sodium+tcp host=h port=9"},
     {"sodium+unix:///s", 0, "sodium+unix path=/s"},
     {"sodium+vchan://4/p?timeout=3", 0, "sodium+vchan domid=4 port=p timeout_ms=3000"},
+    /* A base64 key raw ('+', '/' and '=' pass as they are) and percent-encoded. */
+    {"sodium+tcp://h:9?key=/k&peer=xp5u1ibagT3BJes74qZgUh6RFzUHKUYgz6lihUU/3FU=", 0,
+     "sodium+tcp host=h port=9 key=/k peer=xp5u1ibagT3BJes74qZgUh6RFzUHKUYgz6lihUU/3FU="},
+    {"sodium+unix:///s?peer=xp5u1ibagT3BJes74qZgUh6RFzUHKUYgz6lihUU%2F3FU%3D&key=/k", 0,
+     "sodium+unix path=/s key=/k peer=xp5u1ibagT3BJes74qZgUh6RFzUHKUYgz6lihUU/3FU="},
+    {"sodium+vchan://*/p?key=/k&peers=any", LISTEN, "sodium+vchan domid=* port=p key=/k peers=any"},
     {"tls://h:1?ca=a+b", 0, "tls+tcp host=h port=1 ca=a+b"},
     {"tls://h:1?ca=%e2%9c%93", 0, "tls+tcp host=h port=1 ca=\xe2\x9c\x93"},
 };
@@ -355,11 +367,15 @@ static const struct bad {
     {"vchan://0/p?ca=/etc/ca.pem", 0, CONDUIT_EOPTION,
      "option 'ca' needs the tls layer (tls://, tls+vchan://)"},
     {"tcp://h:1?cert=c", 0, CONDUIT_EOPTION, "option 'cert' needs the tls layer"},
-    {"unix:///s?key=k", 0, CONDUIT_EOPTION, "option 'key' needs the tls layer"},
+    {"unix:///s?key=k", 0, CONDUIT_EOPTION, "option 'key' needs the tls or sodium layer"},
     {"tcp://h:1?servername=x", 0, CONDUIT_EOPTION, "option 'servername' needs the tls layer"},
     {"vchan://0/p?verify=0", 0, CONDUIT_EOPTION, "option 'verify' needs the tls layer"},
     {"sodium+vchan://0/p?ca=x", 0, CONDUIT_EOPTION, "option 'ca' needs the tls layer"},
-    {"sodium+tcp://h:1?key=x", 0, CONDUIT_EOPTION, "option 'key' needs the tls layer"},
+    {"tls+tcp://h:1?peer=x", 0, CONDUIT_EOPTION, "option 'peer' needs the sodium layer"},
+    {"tcp://h:1?peers=any", 0, CONDUIT_EOPTION, "option 'peers' needs the sodium layer"},
+    {"sodium+tcp://h:1?peer=abc", 0, CONDUIT_EOPTION, "peer 'abc' is not a public key"},
+    {"sodium+tcp://h:1?peer=%41%41", 0, CONDUIT_EOPTION, "peer 'AA' is not a public key"},
+    {"sodium+tcp://h:1?peers=a&peers=b", 0, CONDUIT_EOPTION, "duplicate option 'peers'"},
     /* options: values */
     {"vchan://0/p?timeout=0", 0, CONDUIT_ERANGE, "timeout 0 out of range (0.001-86400 seconds)"},
     {"vchan://0/p?timeout=0.000", 0, CONDUIT_ERANGE, "timeout 0.000 out of range"},
