@@ -633,6 +633,11 @@ static enum outcome run(struct conn *c)
                     unconsumed(c), o->wait_ms / 1000.0);
                 return DONE_PEER;
             }
+            if (!conduit_handshake_done(c->c)) {
+                msg("%s: timed out: the handshake did not finish within %.3f s", o->uri_text,
+                    o->wait_ms / 1000.0);
+                return DONE_PEER;
+            }
             if (c->stdin_eof && !c->wrote) {
                 /*
                  * Our side is complete (no input) and the peer has sent

@@ -428,6 +428,15 @@ CONDUIT_EXPORT int conduit_shutdown(struct conduit *c);
  */
 CONDUIT_EXPORT bool conduit_has_half_close(const struct conduit *c);
 
+/*
+ * Whether the layer's handshake (tls, sodium) has finished; always true
+ * without a layer. A non-blocking accept hands out a connection before its
+ * handshake, which then runs inside the first calls and must finish within
+ * the listener's connect timeout (-CONDUIT_ETIMEDOUT after it): a tool that
+ * closes an idle connection as finished asks this first.
+ */
+CONDUIT_EXPORT bool conduit_handshake_done(const struct conduit *c);
+
 /* Close and release everything. Unread data is dropped; NULL ok. */
 CONDUIT_EXPORT void conduit_close(struct conduit *c);
 

@@ -290,6 +290,12 @@ static int handshake_step(struct conduit *c)
     if (rc == 0) {
         c->handshaken = true;
         refresh_info(c); /* the TLS version and cipher are known now */
+    } else if (rc == -CONDUIT_EAGAIN && c->handshake_deadline &&
+               c->handshake_deadline != VDEADLINE_NONE &&
+               vclock_now_ms() >= c->handshake_deadline) {
+        rc = conduit__errorf(&c->err, CONDUIT_ETIMEDOUT,
+                             "timed out: the %s handshake did not finish in time",
+                             c->top->ops->name);
     }
     return rc;
 }
@@ -668,6 +674,11 @@ CONDUIT_EXPORT bool conduit_has_half_close(const struct conduit *c)
     return c && c->top->ops->half_close;
 }
 
+CONDUIT_EXPORT bool conduit_handshake_done(const struct conduit *c)
+{
+    return c && (c->handshaken || !c->top->ops->handshake);
+}
+
 CONDUIT_EXPORT int conduit_unconsumed(struct conduit *c, size_t *n)
 {
     if (n) {
@@ -890,13 +901,15 @@ CONDUIT_EXPORT int conduit_accept(struct conduit_listener *l, struct conduit **o
     c->timeout_ms = l->io_timeout_ms;
     refresh_info(c);
     apply_mode(c);
-    if (!l->nonblocking) {
+    {
         int t = l->timeout_ms > 0 ? l->timeout_ms : CONDUIT_CONNECT_TIMEOUT_MS;
 
-        if ((rc = handshake_all(c, vclock_deadline(vdeadline_timeout(t)), t)) < 0) {
+        if (!l->nonblocking && (rc = handshake_all(c, vclock_deadline(vdeadline_timeout(t)), t)) < 0) {
             conduit__layer_close_all(top);
             goto fail;
         }
+        /* Non-blocking: the handshake runs in the first calls, by the same deadline. */
+        c->handshake_deadline = vclock_deadline(vdeadline_timeout(t));
     }
     *out = c;
     return 0;

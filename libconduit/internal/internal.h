@@ -112,6 +112,7 @@ struct conduit {
     char info[CONDUIT__INFO_MAX];
     bool nonblocking;
     bool handshaken; /* top->ops->handshake has finished */
+    uint64_t handshake_deadline; /* a non-blocking accept's: the handshake by then; 0: none */
     bool shut;       /* conduit_shutdown finished: writes fail */
     bool shutting;   /* conduit_shutdown started (TLS: close_notify not yet out) */
     int timeout_ms;  /* I/O; 0: none */
