@@ -19,6 +19,7 @@ DEPS=(
     build-essential autoconf automake libtool pkg-config make
     libxen-dev libssl-dev libsodium-dev libcunit1-dev
     socat openssl valgrind clang libclang-rt-14-dev spin coreutils
+    python3-dissononce
 )
 
 JOBS=$(nproc 2>/dev/null || echo 2)

@@ -171,10 +171,15 @@ static int check_uri(struct conduit__err *e, const struct conduit_uri *u, bool l
                                (u->options & CONDUIT_URI_OPT_READ_SIZE) ? "read-size" : "write-size");
     }
     if (u->layer != CONDUIT_LAYER_TLS && opts &&
-        (opts->ca != NULL || opts->cert != NULL || opts->key != NULL)) {
+        (opts->ca != NULL || opts->cert != NULL ||
+         (opts->key != NULL && u->layer != CONDUIT_LAYER_SODIUM))) {
         return conduit__errorf(e, CONDUIT_EOPTION,
                                "TLS files (ca, cert, key) given for a URI "
                                "without TLS");
+    }
+    if (u->layer != CONDUIT_LAYER_SODIUM && opts && (opts->peer != NULL || opts->peers != NULL)) {
+        return conduit__errorf(e, CONDUIT_EOPTION,
+                               "sodium keys (peer, peers) given for a URI without sodium");
     }
     /* Only a TCP host is a name a certificate can be checked against. */
     if (!listen && u->layer == CONDUIT_LAYER_TLS && u->tls.verify && !u->tls.servername &&
