@@ -268,6 +268,36 @@ static struct results *R;
 /* This run's private directory (vchan rendezvous, UNIX sockets, TLS files). */
 static char run_dir[] = "/tmp/vchan-bench.XXXXXX";
 static char cert_file[64], key_file[64];
+/* sodium: each side's private key file and the other's public key (base64). */
+static char sodium_key[2][80], sodium_pub[2][64];
+
+/* Two key pairs for the sodium rows, in run_dir (0600). */
+static int sodium_init_keys(void)
+{
+    for (int i = 0; i < 2; i++) {
+        snprintf(sodium_key[i], sizeof(sodium_key[i]), "%s/sodium%d.key", run_dir, i);
+        if (conduit_key_generate(sodium_key[i], sodium_pub[i]) < 0) {
+            fprintf(stderr, "bench: %s\n", conduit_last_error(NULL));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* URL-encode a base64 key's '+', '/', '=' for a URI. */
+static void pct_key(char *out, size_t len, const char *key)
+{
+    size_t o = 0;
+
+    for (; *key && o + 4 < len; key++) {
+        if (*key == '+' || *key == '/' || *key == '=') {
+            o += (size_t)snprintf(out + o, len - o, "%%%02X", (unsigned)(unsigned char)*key);
+        } else {
+            out[o++] = *key;
+        }
+    }
+    out[o] = '\0';
+}
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -531,6 +561,9 @@ static const struct contender contenders[] = {
     {"conduit unix", K_CONDUIT, 0, "unix", 6, false},
     {"conduit tcp", K_CONDUIT, 0, "tcp", 7, false},
     {"conduit tls+tcp", K_CONDUIT, 0, "tls+tcp", 8, false},
+    {"conduit tls+vchan", K_CONDUIT, 64 * KIB, "tls+vchan", 1, false},
+    {"conduit sodium+tcp", K_CONDUIT, 0, "sodium+tcp", 7, false},
+    {"conduit sodium+vchan", K_CONDUIT, 64 * KIB, "sodium+vchan", 1, false},
     {"memcpy (one core, limit)", K_MEMCPY, 0, NULL, 0, false},
 };
 #define NCONT (sizeof(contenders) / sizeof(contenders[0]))
@@ -666,10 +699,11 @@ static int pair_make(struct pair *p, const struct contender *c)
         int port;
 
         ++pair_seq;
-        if (!strcmp(sc, "vchan")) {
-            snprintf(p->listen_uri, sizeof(p->listen_uri), "vchan://0/cbench-%ld-%u",
+        if (!strcmp(sc, "vchan") || !strcmp(sc, "tls+vchan") || !strcmp(sc, "sodium+vchan")) {
+            snprintf(p->listen_uri, sizeof(p->listen_uri), "%s://0/cbench-%ld-%u", sc,
                      (long)getpid(), pair_seq);
-            snprintf(p->connect_uri, sizeof(p->connect_uri), "%s", p->listen_uri);
+            snprintf(p->connect_uri, sizeof(p->connect_uri), "%s://0/cbench-%ld-%u%s", sc,
+                     (long)getpid(), pair_seq, strncmp(sc, "tls", 3) ? "" : "?servername=localhost");
         } else if (!strcmp(sc, "unix")) {
             snprintf(p->listen_uri, sizeof(p->listen_uri), "unix://%s/c%u.sock", run_dir, pair_seq);
             snprintf(p->connect_uri, sizeof(p->connect_uri), "%s", p->listen_uri);
@@ -680,6 +714,20 @@ static int pair_make(struct pair *p, const struct contender *c)
             snprintf(p->listen_uri, sizeof(p->listen_uri), "%s://127.0.0.1:%d", sc, port);
             snprintf(p->connect_uri, sizeof(p->connect_uri), "%s://127.0.0.1:%d%s", sc, port,
                      strncmp(sc, "tls", 3) ? "" : "?servername=localhost");
+        }
+        if (!strncmp(sc, "sodium", 6)) {
+            char k0[128], k1[128];
+            size_t n;
+
+            /* Side 0 connects with key 0 and pins 1; side 1 listens with key 1 and pins 0. */
+            pct_key(k0, sizeof(k0), sodium_pub[0]);
+            pct_key(k1, sizeof(k1), sodium_pub[1]);
+            n = strlen(p->listen_uri);
+            snprintf(p->listen_uri + n, sizeof(p->listen_uri) - n, "?key=%s&peer=%s",
+                     sodium_key[1], k0);
+            n = strlen(p->connect_uri);
+            snprintf(p->connect_uri + n, sizeof(p->connect_uri) - n, "?key=%s&peer=%s",
+                     sodium_key[0], k1);
         }
         return 0;
     }
@@ -1781,6 +1829,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: TLS set-up failed\n");
         return 1;
     }
+    if (sodium_init_keys() < 0) {
+        return 1;
+    }
     print_env(argc, argv);
     if (strcmp(opt.cond, "hog") == 0) {
         start_hogs();
@@ -1814,6 +1865,8 @@ int main(int argc, char **argv)
     print_targets();
     unlink(cert_file);
     unlink(key_file);
+    unlink(sodium_key[0]);
+    unlink(sodium_key[1]);
     rmdir(run_dir);
     if (nfailed) {
         printf("\n%d test(s) FAILED\n", nfailed);
