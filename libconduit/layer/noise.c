@@ -222,7 +222,9 @@ int conduit__noise_encrypt(struct conduit__noise_cs *cs, const uint8_t *ad, size
     unsigned long long clen = 0;
 
     if (!cs->has_key) {
-        memmove(out, in, len);
+        if (len) {
+            memmove(out, in, len);
+        }
         return 0;
     }
     if (cs->n == UINT64_MAX) {
@@ -244,7 +246,9 @@ int conduit__noise_decrypt(struct conduit__noise_cs *cs, const uint8_t *ad, size
     unsigned long long plen = 0;
 
     if (!cs->has_key) {
-        memmove(out, in, len);
+        if (len) {
+            memmove(out, in, len);
+        }
         return 0;
     }
     if (len < CONDUIT__NOISE_TAGLEN) {
