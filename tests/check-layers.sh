@@ -34,6 +34,7 @@ layer_of() {
     include/*) echo public ;;
     libvchan/core/*) echo core ;;
     libvchan/platform/*) echo platform ;;
+    libvchan/compat/*) echo compat ;;
     unikernel/*) echo unikernel ;;
     libconduit/*) echo conduit ;;
     dom0/*) echo tools ;;
@@ -51,6 +52,7 @@ allowed() {
     public) return 1 ;;
     core) [ "$to" = core ] && return 0 ;;
     platform) [ "$to" = platform ] || [ "$to" = core ] && return 0 ;;
+    compat) [ "$to" = compat ] || [ "$to" = platform ] || [ "$to" = core ] && return 0 ;;
     unikernel) [ "$to" = unikernel ] || [ "$to" = core ] && return 0 ;;
     conduit)
         case $target in
