@@ -295,6 +295,27 @@ step_basic() {
     xt_vcat_pair o16-d2u "$XT_BIG" domu dom0
 }
 
+# The sodium layer on real grants: each side makes a key pair, the two
+# public keys cross in xenstore, and each pins the other's: 16 MiB each way
+# between vchan-cats over sodium+vchan (the end of stream is the layer's).
+step_sodium() {
+    xt_want sodium-u2d || xt_want sodium-d2u || return 0
+    [ -n "$XT_SKIPPING" ] && return 0
+    rm -f /tmp/xt-sodium.key
+    if ! $V --genkey /tmp/xt-sodium.key >/tmp/xt-sodium.pub 2>/tmp/xt-err-sodium; then
+        vx_fail "sodium: vchan-cat --genkey failed"
+        xt_show_err sodium
+        return 0
+    fi
+    xt_mark sodium-pub "$(cat /tmp/xt-sodium.pub)"
+    _peer=$(xt_await sodium-pub) || { vx_fail "sodium: no public key from $XT_OTHER"; return 0; }
+    _q="key=/tmp/xt-sodium.key&peer=$_peer"
+    xt_transfer sodium-u2d "$XT_BIG" dom0 domu \
+        "$V -l 'sodium+vchan://$XT_PEER/sodium-u2d?$_q'" "$V 'sodium+vchan://$XT_PEER/sodium-u2d?$_q'"
+    xt_transfer sodium-d2u "$XT_BIG" domu dom0 \
+        "$V -l 'sodium+vchan://$XT_PEER/sodium-d2u?$_q'" "$V 'sodium+vchan://$XT_PEER/sodium-d2u?$_q'"
+}
+
 # The other ring orders; the server picks them. The in-page rings hold 1 or
 # 2 KiB: 64 MiB through them is 32768-65536 ring-fulls, each of which the
 # receiver must take before the sender can go on.
@@ -991,6 +1012,7 @@ step_accept() {
 # this list (destroy always runs).
 step_setup
 step_basic
+step_sodium
 step_hostile
 step_orders
 step_libxenvchan
