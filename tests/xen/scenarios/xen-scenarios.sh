@@ -302,7 +302,7 @@ step_sodium() {
     xt_want sodium-u2d || xt_want sodium-d2u || return 0
     [ -n "$XT_SKIPPING" ] && return 0
     rm -f /tmp/xt-sodium.key
-    if ! $V --genkey /tmp/xt-sodium.key >/tmp/xt-sodium.pub 2>/tmp/xt-err-sodium; then
+    if ! vchan-cat --genkey /tmp/xt-sodium.key >/tmp/xt-sodium.pub 2>/tmp/xt-err-sodium; then
         vx_fail "sodium: vchan-cat --genkey failed"
         xt_show_err sodium
         return 0
@@ -310,9 +310,9 @@ step_sodium() {
     xt_mark sodium-pub "$(cat /tmp/xt-sodium.pub)"
     _peer=$(xt_await sodium-pub) || { vx_fail "sodium: no public key from $XT_OTHER"; return 0; }
     _q="key=/tmp/xt-sodium.key&peer=$_peer"
-    xt_transfer sodium-u2d "$XT_BIG" dom0 domu \
+    xt_transfer sodium-u2d "$XT_MID" dom0 domu \
         "$V -l 'sodium+vchan://$XT_PEER/sodium-u2d?$_q'" "$V 'sodium+vchan://$XT_PEER/sodium-u2d?$_q'"
-    xt_transfer sodium-d2u "$XT_BIG" domu dom0 \
+    xt_transfer sodium-d2u "$XT_MID" domu dom0 \
         "$V -l 'sodium+vchan://$XT_PEER/sodium-d2u?$_q'" "$V 'sodium+vchan://$XT_PEER/sodium-d2u?$_q'"
 }
 
@@ -1012,7 +1012,6 @@ step_accept() {
 # this list (destroy always runs).
 step_setup
 step_basic
-step_sodium
 step_hostile
 step_orders
 step_libxenvchan
@@ -1026,5 +1025,6 @@ step_bad_xenstore
 step_debug
 step_socket_proxy
 step_libxenvchan_more
+step_sodium
 step_destroy
 vx_finish
