@@ -49,10 +49,12 @@ static bool port_chars_ok(const char *s, size_t max)
 
 static void check_fields(const struct conduit_uri *u, unsigned flags, const char *text)
 {
-    const unsigned tls_bits = CONDUIT_URI_OPT_CA | CONDUIT_URI_OPT_CERT | CONDUIT_URI_OPT_KEY |
+    const unsigned tls_bits = CONDUIT_URI_OPT_CA | CONDUIT_URI_OPT_CERT |
                               CONDUIT_URI_OPT_SERVERNAME | CONDUIT_URI_OPT_VERIFY;
+    const unsigned sodium_bits = CONDUIT_URI_OPT_PEER | CONDUIT_URI_OPT_PEERS;
     const unsigned vchan_bits = CONDUIT_URI_OPT_READ_SIZE | CONDUIT_URI_OPT_WRITE_SIZE;
-    const unsigned all_bits = tls_bits | vchan_bits | CONDUIT_URI_OPT_TIMEOUT;
+    const unsigned all_bits = tls_bits | sodium_bits | vchan_bits | CONDUIT_URI_OPT_KEY |
+                              CONDUIT_URI_OPT_TIMEOUT | CONDUIT_URI_OPT_CONNECT_TIMEOUT;
 
     FUZZ_CHECK(u->listen == ((flags & CONDUIT_URI_LISTEN) != 0), "'%s': listen flag", text);
     FUZZ_CHECK(u->layer == CONDUIT_LAYER_NONE || u->layer == CONDUIT_LAYER_TLS ||
@@ -61,6 +63,20 @@ static void check_fields(const struct conduit_uri *u, unsigned flags, const char
     FUZZ_CHECK((u->options & ~all_bits) == 0, "'%s': unknown option bits %#x", text, u->options);
     FUZZ_CHECK(u->layer == CONDUIT_LAYER_TLS || (u->options & tls_bits) == 0,
                "'%s': tls options without the tls layer", text);
+    FUZZ_CHECK(u->layer == CONDUIT_LAYER_SODIUM || (u->options & sodium_bits) == 0,
+               "'%s': sodium options without the sodium layer", text);
+    FUZZ_CHECK(u->layer != CONDUIT_LAYER_NONE || (u->options & CONDUIT_URI_OPT_KEY) == 0,
+               "'%s': key= without a layer", text);
+    FUZZ_CHECK(!!u->sodium.peer == !!(u->options & CONDUIT_URI_OPT_PEER) &&
+                   !!u->sodium.peers == !!(u->options & CONDUIT_URI_OPT_PEERS),
+               "'%s': sodium strings and option bits disagree", text);
+    FUZZ_CHECK(!u->sodium.peer || strlen(u->sodium.peer) >= 44,
+               "'%s': a peer key shorter than a key", text);
+    FUZZ_CHECK((u->connect_timeout_ms != 0) ==
+                       ((u->options & CONDUIT_URI_OPT_CONNECT_TIMEOUT) != 0) &&
+                   u->connect_timeout_ms >= 0 &&
+                   u->connect_timeout_ms <= CONDUIT_TIMEOUT_MAX_S * 1000,
+               "'%s': connect timeout %d ms", text, u->connect_timeout_ms);
 
     switch (u->transport) {
     case CONDUIT_TRANSPORT_TCP:
@@ -136,7 +152,9 @@ static bool same_fields(const struct conduit_uri *a, const struct conduit_uri *b
            a->vchan.write_size == b->vchan.write_size && a->options == b->options &&
            a->timeout_ms == b->timeout_ms && str_eq(a->tls.ca, b->tls.ca) &&
            str_eq(a->tls.cert, b->tls.cert) && str_eq(a->tls.key, b->tls.key) &&
-           str_eq(a->tls.servername, b->tls.servername) && a->tls.verify == b->tls.verify;
+           str_eq(a->tls.servername, b->tls.servername) && a->tls.verify == b->tls.verify &&
+           a->connect_timeout_ms == b->connect_timeout_ms &&
+           str_eq(a->sodium.peer, b->sodium.peer) && str_eq(a->sodium.peers, b->sodium.peers);
 }
 
 /* ------------------------------------------------------------ canonical form */
@@ -238,6 +256,11 @@ static void format_uri(const struct conduit_uri *u, struct out *o)
         snprintf(num, sizeof(num), "%d.%03d", u->timeout_ms / 1000, u->timeout_ms % 1000);
         put_opt(o, &first, "timeout", num);
     }
+    if (u->options & CONDUIT_URI_OPT_CONNECT_TIMEOUT) {
+        snprintf(num, sizeof(num), "%d.%03d", u->connect_timeout_ms / 1000,
+                 u->connect_timeout_ms % 1000);
+        put_opt(o, &first, "connect-timeout", num);
+    }
     if (u->options & CONDUIT_URI_OPT_READ_SIZE) {
         snprintf(num, sizeof(num), "%zu", u->vchan.read_size);
         put_opt(o, &first, "read-size", num);
@@ -260,6 +283,12 @@ static void format_uri(const struct conduit_uri *u, struct out *o)
     }
     if (u->options & CONDUIT_URI_OPT_VERIFY) {
         put_opt(o, &first, "verify", u->tls.verify ? "1" : "0");
+    }
+    if (u->sodium.peer) {
+        put_opt(o, &first, "peer", u->sodium.peer);
+    }
+    if (u->sodium.peers) {
+        put_opt(o, &first, "peers", u->sodium.peers);
     }
 }
 
