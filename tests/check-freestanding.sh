@@ -57,12 +57,18 @@ check() {
     fi
 }
 
+# aarch64 GCC's outline atomics call into libgcc (configure adds this too).
+march=()
+if $CC -mno-outline-atomics -E -x c /dev/null >/dev/null 2>&1; then
+    march=(-mno-outline-atomics)
+fi
+
 for opt in -O0 -O2; do
     objs=()
     for src in $sources; do
         obj="$tmp/${src%.c}$opt.o"
         # No config.h, no -DHAVE_*: the core must build as the unikernel builds it.
-        $CC -std=gnu11 $opt -ffreestanding -fno-stack-protector -fvisibility=hidden \
+        $CC -std=gnu11 $opt -ffreestanding -fno-stack-protector -fvisibility=hidden "${march[@]}" \
             -I"$top_srcdir/include" -I"$top_srcdir" \
             -c "$top_srcdir/libvchan/core/$src" -o "$obj"
         objs+=("$obj")

@@ -183,6 +183,8 @@ cd "$BUILD"
 # Configure once, or again when the source's configure changed.
 if [ ! -f config.status ] || [ "$SRC/configure" -nt config.status ] ||
     ! grep -q -- "--host=$HOST" config.status; then
+    # New configure results (flags) do not rebuild objects by themselves.
+    [ ! -f Makefile ] || make -s clean >/dev/null 2>&1 || true
     say "configure --host=$HOST (sources $SRC)"
     "$SRC/configure" --host="$HOST" --prefix=/usr --with-xen \
         PKG_CONFIG="$(command -v pkg-config)" \

@@ -987,6 +987,158 @@ step_debug() {
     fi
 }
 
+# The debugger on real grants, one case per step (issue 16). A control page
+# is granted to the client's domain only: each --stat runs there, and the
+# other side's --stat must say so and show what xenstore shows.
+# xt_dbg_ok STEP FILE PATTERN WHAT: pass when FILE has PATTERN, else fail
+# with its first bytes.
+xt_dbg_ok() {
+    if grep -q -e "$3" "$2"; then
+        vx_pass "$1: $4"
+    else
+        vx_fail "$1: $4: not seen: $(head -c 400 "$2" | tr '\n' ' ')"
+    fi
+}
+
+# debug-flow: the domU's client sends to dom0's server, which reads; the
+# domU's --watch sees "flowing" with a non-zero rate client -> server.
+# debug-gone: the same, then the domU's client is killed (-9) while the
+# domU's --watch looks on: "peer gone".
+step_debug_flow() {
+    for _st in debug-flow debug-gone; do
+        xt_begin "$_st" || continue
+        if dom0; then
+            timeout "$XT_STEP" vchan-cat -w "$XT_W" -l "vchan://$XT_PEER/$_st" </dev/null \
+                >/dev/null 2>"/tmp/xt-err-$_st" &
+            _srv=$!
+            vx_wait_key "$S0/$_st/ring-ref" 30 >/dev/null
+            xt_mark "ready-$_st"
+            xt_await "done-$_st" >/dev/null
+            kill "$_srv" 2>/dev/null
+            wait "$_srv" 2>/dev/null
+            continue
+        fi
+        xt_await "ready-$_st" >/dev/null
+        vchan-cat -w "$XT_W" "vchan://0/$_st" </dev/zero >/dev/null 2>"/tmp/xt-err-$_st" &
+        _cli=$!
+        sleep 1
+        if [ "$_st" = debug-flow ]; then
+            timeout -s INT 4 vchan-cat --watch "vchan://0/$_st" --json >/tmp/xt-dbg-$_st 2>&1
+            sed 's/^/    /' "/tmp/xt-dbg-$_st"
+            xt_dbg_ok "$_st" "/tmp/xt-dbg-$_st" \
+                '"left": {[^}]*"bytes_per_s": [1-9][^}]*}.*"verdict": "flowing"' \
+                "--watch on the client's grant: flowing, client -> server at a non-zero rate"
+            vchan-cat --stat "vchan://0/$_st" >"/tmp/xt-dbg-$_st" 2>&1
+            xt_dbg_ok "$_st" "/tmp/xt-dbg-$_st" 'left (client -> server):' \
+                "--stat on the client's grant shows the rings"
+        else
+            timeout -s INT 5 vchan-cat --watch "vchan://0/$_st" >"/tmp/xt-dbg-$_st" 2>&1 &
+            _w=$!
+            sleep 2
+            kill -9 "$_cli" 2>/dev/null
+            wait "$_w"
+            sed 's/^/    /' "/tmp/xt-dbg-$_st"
+            xt_dbg_ok "$_st" "/tmp/xt-dbg-$_st" 'verdict: peer gone' \
+                "--watch: the killed client shows as peer gone"
+        fi
+        kill "$_cli" 2>/dev/null
+        wait "$_cli" 2>/dev/null
+        xt_mark "done-$_st"
+    done
+}
+
+# debug-corrupt: the hostile peer serves in the domU with a page that says
+# its left ring has order 9. dom0, the grantee, maps it: --stat says
+# "corrupt" and exits 1 (not a signal); the domU's own --stat is refused
+# (granted to dom0 only) with what xenstore shows.
+step_debug_corrupt() {
+    xt_begin debug-corrupt || return 0
+    if ! dom0; then
+        timeout 40 hostile-peer -l -a ocaml -O 9:16 -w 30 -t 30 vchan://0/debug-corrupt \
+            >/dev/null 2>/tmp/xt-err-debug-corrupt &
+        _hp=$!
+        vx_wait_key "$SU/debug-corrupt/ring-ref" 30 >/dev/null
+        xt_mark ready-debug-corrupt
+        vchan-cat --stat "$XT_DOMU/0/debug-corrupt" >/tmp/xt-dbg-corrupt 2>&1
+        _rc=$?
+        if [ "$_rc" = 1 ] && grep -q "granted to domain 0 only" /tmp/xt-dbg-corrupt; then
+            vx_pass "debug-corrupt: the server's own --stat: $(head -c 200 /tmp/xt-dbg-corrupt)"
+        else
+            vx_fail "debug-corrupt: the server's own --stat exit $_rc: $(head -c 300 /tmp/xt-dbg-corrupt)"
+        fi
+        xt_await done-debug-corrupt >/dev/null
+        kill "$_hp" 2>/dev/null
+        wait "$_hp" 2>/dev/null
+        return
+    fi
+    xt_await ready-debug-corrupt >/dev/null
+    vchan-cat --stat "vchan://$XT_PEER/debug-corrupt" >/tmp/xt-dbg-corrupt 2>&1
+    _rc=$?
+    sed 's/^/    /' /tmp/xt-dbg-corrupt
+    if [ "$_rc" = 1 ] && grep -q 'verdict: corrupt (left ring: order out of range (10..20): 9)' \
+        /tmp/xt-dbg-corrupt; then
+        vx_pass "debug-corrupt: dom0's --stat of the hostile page: corrupt, exit 1"
+    else
+        vx_fail "debug-corrupt: dom0's --stat exit $_rc (1 and corrupt wanted)"
+    fi
+    xt_mark done-debug-corrupt
+}
+
+# xt_dbg_ports FILE: the ports in a --list --json, sorted, space-separated.
+xt_dbg_ports() {
+    awk '{ while (match($0, /"port": "[^"]*"/)) {
+               print substr($0, RSTART + 9, RLENGTH - 10); $0 = substr($0, RSTART + RLENGTH) } }' \
+        "$1" | sort | tr '\n' ' '
+}
+
+# debug-list: one channel served by each side; dom0's --list --json (dom0
+# reads every domain's rendezvous) has exactly those two, then none.
+step_debug_list() {
+    xt_begin debug-list || return 0
+    if ! dom0; then
+        timeout "$XT_STEP" vchan-cat -w "$XT_W" -l vchan://0/debug-list-u </dev/null >/dev/null \
+            2>/dev/null &
+        _srv=$!
+        vx_wait_key "$SU/debug-list-u/ring-ref" 30 >/dev/null
+        xt_mark ready-debug-list
+        xt_await listed-debug-list >/dev/null
+        kill "$_srv" 2>/dev/null
+        wait "$_srv" 2>/dev/null
+        xt_mark closed-debug-list
+        return
+    fi
+    timeout "$XT_STEP" vchan-cat -w "$XT_W" -l "vchan://$XT_PEER/debug-list-d" </dev/null \
+        >/dev/null 2>/dev/null &
+    _srv=$!
+    vx_wait_key "$S0/debug-list-d/ring-ref" 30 >/dev/null
+    xt_await ready-debug-list >/dev/null
+    vchan-cat --list --json >/tmp/xt-dbg-list 2>&1
+    _p=$(xt_dbg_ports /tmp/xt-dbg-list)
+    if [ "$_p" = "debug-list-d debug-list-u " ] &&
+        grep -q "\"server\": 0, .*\"client\": $XT_DOMU, .*\"port\": \"debug-list-d\"" /tmp/xt-dbg-list &&
+        grep -q "\"server\": $XT_DOMU, .*\"client\": 0, .*\"port\": \"debug-list-u\"" /tmp/xt-dbg-list; then
+        vx_pass "debug-list: --list --json: exactly the two channels ($_p)"
+    else
+        vx_fail "debug-list: --list --json has '$_p': $(head -c 400 /tmp/xt-dbg-list)"
+    fi
+    kill "$_srv" 2>/dev/null
+    wait "$_srv" 2>/dev/null
+    xt_mark listed-debug-list
+    xt_await closed-debug-list >/dev/null
+    _i=0
+    while [ "$_i" -lt 20 ]; do
+        vchan-cat --list --json >/tmp/xt-dbg-list 2>&1
+        [ -n "$(xt_dbg_ports /tmp/xt-dbg-list)" ] || break
+        sleep 0.25
+        _i=$((_i + 1))
+    done
+    if [ "$(cat /tmp/xt-dbg-list)" = "[]" ]; then
+        vx_pass "debug-list: --list --json: none once both closed"
+    else
+        vx_fail "debug-list: after closing: $(head -c 400 /tmp/xt-dbg-list)"
+    fi
+}
+
 # libconduit's accept rendezvous: the scenario of make check-xen-accept
 # (accept-dom0.sh and accept-domu.sh, unchanged, with echo-server and
 # echo-client), inside this boot; run-scenarios adds them with XEN_ACCEPT_DIR.
@@ -1023,6 +1175,9 @@ step_perms
 step_kill_receiver
 step_bad_xenstore
 step_debug
+step_debug_flow
+step_debug_corrupt
+step_debug_list
 step_socket_proxy
 step_libxenvchan_more
 step_sodium
