@@ -1069,6 +1069,9 @@ step_debug_corrupt() {
         xt_await done-debug-corrupt >/dev/null
         kill "$_hp" 2>/dev/null
         wait "$_hp" 2>/dev/null
+        # Killed, the hostile peer leaves its rendezvous behind (debug-list
+        # counts every channel).
+        xenstore-rm "$SU/debug-corrupt" 2>/dev/null
         return
     fi
     xt_await ready-debug-corrupt >/dev/null
