@@ -63,6 +63,12 @@ say "make check in $BUILD (arm64 under qemu-user)"
 # cache too, which grows as new code paths are translated: 4 MiB here;
 # descriptors and mappings stay exact.
 export CHURN_RSS_KIB=${CHURN_RSS_KIB:-4096}
+# The cross build's sources are a copy in BUILD/src, with no ../shared beside
+# them: point test_noise at this tree's vectors (it skips without them).
+if [ -z "${NOISE_VECTORS:-}" ] && [ -r "$HERE/../../../shared/noise-vectors/cacophony.txt" ]; then
+    NOISE_VECTORS=$(cd "$HERE/../../../shared/noise-vectors" && pwd)/cacophony.txt
+    export NOISE_VECTORS
+fi
 make -C "$BUILD" -j"${JOBS:-$(nproc 2>/dev/null || echo 2)}" check ||
     { cat "$BUILD/test-suite.log" >&2 || true; die "the arm64 suite failed"; }
 say "passed in $(($(date +%s) - T0)) s"
