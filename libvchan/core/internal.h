@@ -128,9 +128,7 @@ struct vchan {
      */
     uint32_t spin_max_ns, spin_ns;
     uint32_t clock_stride; /* spin rounds between two clock reads (calibrated at attach) */
-    uint32_t spin_gap_ns;  /* two clock reads of a spin further apart: we were preempted */
     uint32_t spin_misses;  /* spins in a row that ran out */
-    uint32_t spin_skips;   /* sleeps without a spin since the budget fell to 0 */
     uint64_t gave_up_at;
     vchan_log_fn *log;
     void *log_ctx;

@@ -39,29 +39,14 @@
  *
  * Adaptive: a spin that pays off restores the whole budget; a spin that
  * ran out and was followed by a long sleep (more than SPIN_LONG_WAITS
- * budgets: the peer was idle, not slow), or two in a row that ran out,
- * halve it, and below a sixteenth it is 0: no spin at all. A peer that only
- * moves once we sleep shares our CPU (both sides pinned to one CPU, an
- * overcommitted host), and every microsecond spun is one it waits for.
- * With the budget at 0, one wait in SPIN_PROBE_EVERY still spins a
- * sixteenth, so a peer that has its own CPU again is found and the whole
- * budget comes back. So a channel with sparse traffic or a shared CPU spins
- * a sixteenth once in SPIN_PROBE_EVERY waits, a busy one with its own CPUs
- * up to the whole budget, and an idle one spins a few times and sleeps.
- * Figures behind it: docs/performance.md, "Spin policy".
+ * budgets: the peer was idle, not slow) halves it, down to a sixteenth.
+ * A short sleep after a spin that ran out leaves it as it is: the peer is
+ * busy or waking, and the next spin may well catch it. So a channel with
+ * sparse traffic spins a few microseconds per message, a busy one up to the
+ * whole budget, and an idle one spins once and sleeps.
  */
 #define SPIN_MAX_NS 50000u
 #define SPIN_LONG_WAITS 4u
-#define SPIN_PROBE_EVERY 16u
-/*
- * A spin that sees two of its clock reads further apart than its rounds
- * explain (spin_gap_ns) was preempted: the peer that moved meanwhile may
- * have run on our CPU, in our time slice. Such a success does not restore
- * the budget; it halves it like a spin that ran out, so a spinner that
- * shares a CPU with its peer (a physical CPU overcommitted under Xen) stops
- * taking the peer's time.
- */
-#define SPIN_GAP_MIN_NS 20000u
 /*
  * The clock is a vDSO call on most hosts (tens of nanoseconds) but a system
  * call in Xen PV guests (tens of microseconds, measured in tests/xen's
@@ -106,11 +91,6 @@ static void spin_calibrate(struct vchan *v)
         uint64_t stride = clock_ns * SPIN_CLOCKS / (round_ns ? round_ns : 1);
         v->clock_stride = stride > (1u << 24) ? (1u << 24) : (uint32_t)stride;
     }
-    /* Four times what a stride and its clock read take, and never under SPIN_GAP_MIN_NS. */
-    budget = 4 * ((uint64_t)v->clock_stride * round_ns + clock_ns);
-    v->spin_gap_ns = budget < SPIN_GAP_MIN_NS ? SPIN_GAP_MIN_NS
-                     : budget > SPIN_CEIL_NS  ? SPIN_CEIL_NS
-                                              : (uint32_t)budget;
 }
 
 void vchan__ring_attach(struct vchan *v, bool server)
@@ -338,40 +318,25 @@ static void copy_in(struct vchan *v, const void *src, uint32_t n)
  */
 static bool spin2(struct vchan *v, const uint32_t *a, uint32_t sa, const uint32_t *b, uint32_t sb)
 {
-    uint64_t start, last, now;
-    uint32_t budget = v->spin_ns, floor = v->spin_max_ns / 16;
-    bool preempted = false;
+    uint64_t start;
 
-    if (budget == 0) {
-        if (v->spin_max_ns == 0 || ++v->spin_skips < SPIN_PROBE_EVERY) {
-            return false;
-        }
-        v->spin_skips = 0;
-        budget = floor; /* the probe */
+    if (v->spin_ns == 0) {
+        return false;
     }
-    start = last = v->plat->now_ns();
+    start = v->plat->now_ns();
     v->gave_up_at = 0;
     for (unsigned i = 1;; i++) {
         if ((a && vchan__load_once(a) != sa) || (b && vchan__load_once(b) != sb) ||
             vchan__load_once(v->peer_live) != VCHAN__LIVE_OPEN) {
-            if (preempted) {
-                v->spin_ns = v->spin_ns / 2 >= floor ? v->spin_ns / 2 : 0;
-            } else {
-                v->spin_ns = v->spin_max_ns;
-            }
+            v->spin_ns = v->spin_max_ns;
             v->spin_misses = 0;
             return true;
         }
         vchan__cpu_relax();
         /* Read the clock only every clock_stride rounds (spin_calibrate). */
-        if (i % v->clock_stride == 0) {
-            now = v->plat->now_ns();
-            preempted |= now - last > v->spin_gap_ns;
-            last = now;
-            if (now - start >= budget) {
-                v->gave_up_at = start;
-                return false;
-            }
+        if (i % v->clock_stride == 0 && v->plat->now_ns() - start >= v->spin_ns) {
+            v->gave_up_at = start;
+            return false;
         }
     }
 }
@@ -387,9 +352,14 @@ static void spin_adapt(struct vchan *v)
     uint32_t floor = v->spin_max_ns / 16;
 
     if (v->gave_up_at) {
+        /*
+         * Halve after a long sleep (the peer was idle), and after every
+         * second spin in a row that ran out: a peer that only moves once we
+         * sleep shares our CPU, and spinning just delays it.
+         */
         if (++v->spin_misses >= 2 ||
             v->plat->now_ns() - v->gave_up_at > (uint64_t)SPIN_LONG_WAITS * v->spin_max_ns) {
-            v->spin_ns = v->spin_ns / 2 >= floor ? v->spin_ns / 2 : 0;
+            v->spin_ns = v->spin_ns / 2 > floor ? v->spin_ns / 2 : floor;
             v->spin_misses = 0;
         }
     }

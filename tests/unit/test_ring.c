@@ -1138,40 +1138,6 @@ out:
     pair_close(&p);
 }
 
-/*
- * The spin budget on an idle peer: every second spin that runs out halves
- * it, below a sixteenth it is 0 (no spin: a peer that only moves once we
- * sleep shares our CPU), and then one wait in 16 spins a sixteenth to look
- * for a peer on a CPU of its own again.
- */
-static void test_ring_spin_decays_to_zero(void)
-{
-    struct pair p;
-    uint32_t skips;
-
-    if (!pair_open(&p, 1, 1, true, 0)) {
-        goto out;
-    }
-    loop_events_take(p.cli);
-    CU_ASSERT(p.cli->spin_max_ns > 0);
-    UNIT_EQ(p.cli->spin_ns, p.cli->spin_max_ns);
-    for (int i = 0; i < 40 && p.cli->spin_ns; i++) {
-        RC(vchan_poll(p.cli, VCHAN_WANT_READ | VCHAN_WANT_SPIN), 0);
-    }
-    UNIT_EQ(p.cli->spin_ns, 0);
-    /* Fifteen waits with no spin, then the probe, and the count starts again. */
-    skips = p.cli->spin_skips;
-    for (uint32_t i = skips + 1; i < 16; i++) {
-        RC(vchan_poll(p.cli, VCHAN_WANT_READ | VCHAN_WANT_SPIN), 0);
-        UNIT_EQ(p.cli->spin_skips, i);
-    }
-    RC(vchan_poll(p.cli, VCHAN_WANT_READ | VCHAN_WANT_SPIN), 0);
-    UNIT_EQ(p.cli->spin_skips, 0);
-    UNIT_EQ(p.cli->spin_ns, 0); /* the probe ran out too: still 0 */
-out:
-    pair_close(&p);
-}
-
 static void test_ring_poll_close(void)
 {
     uint8_t buf[16] = { 0 };
@@ -2066,7 +2032,6 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_ring_wait_consumes_event),
     UNIT_TEST(test_ring_poll),
     UNIT_TEST(test_ring_poll_close),
-    UNIT_TEST(test_ring_spin_decays_to_zero),
     UNIT_TEST(test_ring_notify_failure_after_move),
     UNIT_TEST(test_ring_broken_first),
     UNIT_TEST(test_ring_eof_delivers_unread_data),
