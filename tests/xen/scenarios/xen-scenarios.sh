@@ -12,7 +12,7 @@
 # failed step cannot shift the rest out of step.
 #
 # Covered: vchan-cat both ways and in both roles at ring orders 10/11, 12,
-# 16 and 20, 64 MiB of checked data each; vchan-cat against Xen's libxenvchan
+# 16 and 20 (64, 16 or 4 MiB of checked data each, see XT_BIG); vchan-cat against Xen's libxenvchan
 # (xenvchan-peer) in both roles and against Xen's vchan-socket-proxy; a
 # client started before its server; a client with no server (-w); the
 # rendezvous' xenstore permissions and its removal on close; malformed
@@ -37,17 +37,23 @@
 
 export VCHAN_PLATFORM=xen
 
-# Bytes per transfer, all fixed: BIG for the vchan-cat pairs at every ring
-# order and for libxenvchan with 64 KiB rings; SMALL where the transfer
-# proves a connection (late servers); MID for vchan-socket-proxy as client,
-# which writes its stdout a few KiB at a time; TINY for Xen's own peers on
-# libxenvchan's default 1-2 KiB rings, which wake up per KiB on their side
-# (0.05-0.1 MB/s under emulation).
+# Bytes per transfer, all fixed: BIG for the vchan-cat pairs at orders 16
+# and 20 and for libxenvchan with 64 KiB rings; MID for order 12 (4 KiB
+# rings: 4096 ring-fulls, 2-3 MB/s under emulation), for vchan-socket-proxy
+# as client, which writes its stdout a few KiB at a time, and for sodium;
+# INPAGE for the in-page 1-2 KiB rings (2048-4096 ring-fulls, each of which
+# the receiver must take before the sender goes on: 0.5-1.5 MB/s under
+# emulation; 64 MiB there took 50-120 s a transfer and pushed every later
+# step out of the time budget); SMALL where the transfer proves a
+# connection (late servers); TINY for Xen's own peers on libxenvchan's
+# default 1-2 KiB rings, which wake up per KiB on their side (0.05-0.1
+# MB/s under emulation).
 # XT_SECS (0: none, the default): a sender's time limit, for runs by hand
 # on a crowded host; a receiver then checks the shorter stream against the
 # count the sender published, and says so. check-xen moves every byte.
 XT_BIG=$((64 << 20))
 XT_MID=$((16 << 20))
+XT_INPAGE=$((4 << 20))
 XT_SMALL=$((1 << 20))
 XT_TINY=$((256 << 10))
 XT_SECS=0
@@ -55,7 +61,7 @@ XT_SECS=0
 # writes these into xen-params.sh (--add puts it in /test/bin).
 XT_STEPS=
 [ -r /test/bin/xen-params.sh ] && . /test/bin/xen-params.sh
-echo "settings: XT_BIG=$XT_BIG XT_MID=$XT_MID XT_SMALL=$XT_SMALL XT_TINY=$XT_TINY XT_SECS=$XT_SECS" \
+echo "settings: XT_BIG=$XT_BIG XT_MID=$XT_MID XT_INPAGE=$XT_INPAGE XT_SMALL=$XT_SMALL XT_TINY=$XT_TINY XT_SECS=$XT_SECS" \
     "XT_STEPS='$XT_STEPS'"
 
 XT_W=15    # inactivity limit of every vchan-cat and peer (s)
@@ -317,17 +323,17 @@ step_sodium() {
 }
 
 # The other ring orders; the server picks them. The in-page rings hold 1 or
-# 2 KiB: 64 MiB through them is 32768-65536 ring-fulls, each of which the
+# 2 KiB: XT_INPAGE through them is 2048-4096 ring-fulls, each of which the
 # receiver must take before the sender can go on.
 step_orders() {
-    xt_vcat_pair o12-u2d "$XT_BIG" dom0 domu 'read-size=4096&write-size=4096'
-    xt_vcat_pair o12-d2u "$XT_BIG" domu dom0 'read-size=4096&write-size=4096'
+    xt_vcat_pair o12-u2d "$XT_MID" dom0 domu 'read-size=4096&write-size=4096'
+    xt_vcat_pair o12-d2u "$XT_MID" domu dom0 'read-size=4096&write-size=4096'
     xt_vcat_pair o20-u2d "$XT_BIG" dom0 domu 'read-size=1048576&write-size=1048576'
     xt_vcat_pair o20-d2u "$XT_BIG" domu dom0 'read-size=1048576&write-size=1048576'
     # In-page rings: (read 10, write 11) and (read 11, write 10).
-    xt_vcat_pair o10-u2d "$XT_BIG" dom0 domu 'read-size=1024&write-size=2048'
-    xt_vcat_pair o11-d2u "$XT_BIG" domu dom0 'read-size=2048&write-size=1024'
-    xt_vcat_pair o10-d2u-srv "$XT_BIG" dom0 dom0 'read-size=2048&write-size=1024'
+    xt_vcat_pair o10-u2d "$XT_INPAGE" dom0 domu 'read-size=1024&write-size=2048'
+    xt_vcat_pair o11-d2u "$XT_INPAGE" domu dom0 'read-size=2048&write-size=1024'
+    xt_vcat_pair o10-d2u-srv "$XT_INPAGE" dom0 dom0 'read-size=2048&write-size=1024'
 }
 
 # Xen's own libxenvchan (tests/xen/xenvchan-peer.c) in each role and domain.
@@ -594,6 +600,9 @@ step_kill_receiver() {
             kill -9 "$_job"
             xt_mark "killed-$_step"
             wait "$_job" 2>/dev/null
+            # A process killed with SIGKILL cannot remove its rendezvous
+            # entry; its supervisor must, as here (else debug-list finds it).
+            xenstore-rm "$( [ "$_rcv" = dom0 ] && echo "$S0" || echo "$SU")/$_step" 2>/dev/null
         else
             xt_await "ready-$_step" >/dev/null
             (timeout $XT_STEP cat /dev/zero | vchan-cat -w $XT_W "vchan://$XT_PEER/$_step" \
