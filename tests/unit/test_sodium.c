@@ -287,6 +287,10 @@ static void default_queries(void)
  * handshake); the client reads. Returns the client's last read result;
  * *got: bytes it received, every one checked against the pattern.
  */
+/* The client's read size in stream(): a whole frame fits (opened straight
+ * into the caller's buffer) or not (opened in the layer, read in pieces). */
+static size_t read_size = 131072;
+
 static int stream(struct pair *p, int frames, size_t size, enum tamper mode, int nth,
                   size_t *got)
 {
@@ -320,16 +324,20 @@ static int stream(struct pair *p, int frames, size_t size, enum tamper mode, int
         if (!closed && (closed = relay(p, 1, mode, nth, &count)) != 0) {
             shutdown(p->cfd, SHUT_WR);
         }
-        n = 0;
-        rc = p->c->ops->read(p->c, buf, sizeof(buf), &n);
-        if (rc == -CONDUIT_EAGAIN) {
-            continue;
+        /* The client reads all there is, so that the relay's socket drains. */
+        for (;;) {
+            n = 0;
+            rc = p->c->ops->read(p->c, buf, read_size < sizeof(buf) ? read_size : sizeof(buf),
+                                 &n);
+            if (rc == -CONDUIT_EAGAIN) {
+                break;
+            }
+            if (rc < 0 || n == 0) {
+                return rc;
+            }
+            UNIT_EQ(unit_pattern_check(buf, n, 7, *got), n);
+            *got += n;
         }
-        if (rc < 0 || n == 0) {
-            return rc;
-        }
-        UNIT_EQ(unit_pattern_check(buf, n, 7, *got), n);
-        *got += n;
     }
     CU_FAIL("the stream did not end");
     return rc;
@@ -350,6 +358,15 @@ static void test_sodium_data_and_eos(void)
     UNIT_EQ(got, 500000);
     CU_ASSERT(strstr(conduit_layer_name(CONDUIT_LAYER_SODIUM), "sodium") != NULL);
     pair_close(&p);
+    /* The same in reads of 1000 bytes: every frame is taken in pieces. */
+    if (!pair_up(&p, cq_ok, sq_ok)) {
+        return;
+    }
+    read_size = 1000;
+    UNIT_EQ_NAMED(stream(&p, 5, 100000, PASS, 0, &got), 0, errname);
+    read_size = 131072;
+    UNIT_EQ(got, 500000);
+    pair_close(&p);
 }
 
 /* Each tamper mode: its error, and only the frames before the bad one delivered. */
@@ -368,7 +385,9 @@ static void test_sodium_tamper(void)
 
     NEED_KEYS();
     default_queries();
-    for (size_t i = 0; i < UNIT_ARRAY_LEN(rows); i++) {
+    /* Each row twice: frames read whole (into the caller's buffer), and in
+     * reads of 300 bytes (through the layer's). */
+    for (size_t i = 0; i < 2 * UNIT_ARRAY_LEN(rows); i++) {
         struct pair p;
         size_t got;
         int rc;
@@ -376,16 +395,18 @@ static void test_sodium_tamper(void)
         if (!pair_up(&p, cq_ok, sq_ok)) {
             return;
         }
+        read_size = i & 1 ? 300 : 131072;
         /* Frames 1 and 2 pass, frame 3 is the bad one (REPEAT: frame 3 twice). */
-        rc = stream(&p, 5, 1000, rows[i].mode, 3, &got);
-        UNIT_EQ_NAMED(rc, -rows[i].code, errname);
-        CU_ASSERT(strstr(p.ce.msg, rows[i].piece) != NULL);
-        UNIT_EQ(got, (size_t)(rows[i].mode == REPEAT ? 3000 : 2000));
+        rc = stream(&p, 5, 1000, rows[i / 2].mode, 3, &got);
+        read_size = 131072;
+        UNIT_EQ_NAMED(rc, -rows[i / 2].code, errname);
+        CU_ASSERT(strstr(p.ce.msg, rows[i / 2].piece) != NULL);
+        UNIT_EQ(got, (size_t)(rows[i / 2].mode == REPEAT ? 3000 : 2000));
         /* The error stays. */
         {
             uint8_t b[16];
             size_t n;
-            UNIT_EQ_NAMED(p.c->ops->read(p.c, b, sizeof(b), &n), -rows[i].code, errname);
+            UNIT_EQ_NAMED(p.c->ops->read(p.c, b, sizeof(b), &n), -rows[i / 2].code, errname);
         }
         pair_close(&p);
     }
