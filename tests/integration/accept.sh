@@ -105,6 +105,7 @@ for i in 1 2 3; do
     VCHAN_DOMID=$i "${LIMIT[@]}" "$CAT" -w 5 'vchan://0/svc' < "$tmp/in$i" > "$tmp/c$i.out" \
         2> "$tmp/c.err" || ok=0
 done
+wait_size "$tmp/l.out" "$(stat -c %s "$tmp/want")"
 if [ "$ok" = 1 ] && cmp -s "$tmp/want" "$tmp/l.out"; then
     pass "vchan-cat -k -l 'vchan://*/svc': three clients (domains 1, 2, 3) one after another"
 else
@@ -127,6 +128,7 @@ ok=1
 for p in "${cpids[@]}"; do
     wait "$p" || ok=0
 done
+wait_size "$tmp/l.out" $((base + 3 * sz))
 kill "$lpid" 2>/dev/null
 wait "$lpid" 2>/dev/null
 # The listener's output, cut in three, must be the three inputs in some order.

@@ -125,6 +125,18 @@ wait_file() {
     return 1
 }
 
+# wait_size FILE BYTES: wait (up to 10 s) until FILE holds BYTES bytes. A client
+# can exit once the listener has taken its data off the ring, before the
+# listener has written it out.
+wait_size() {
+    local i
+    for i in $(seq 1 200); do
+        [ "$(stat -c %s "$1" 2> /dev/null)" = "$2" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 # finish: exit 1 if a case failed, 77 if every case was skipped (skip.sh), else 0.
 finish() {
     if [ "$failures" -gt 0 ]; then

@@ -138,6 +138,7 @@ for i in 1 2 3; do
     "${LIMIT[@]}" socat -t 5 "UNIX-CONNECT:$sock" STDIO < "$tmp/part$i" > "$tmp/s$i.out" \
         2> "$tmp/s.err" || ok=0
 done
+wait_size "$tmp/l.out" "$(stat -c %s "$tmp/want")"
 kill "$lpid" 2>/dev/null
 wait "$lpid" 2>/dev/null
 if [ "$ok" = 1 ] && cmp -s "$tmp/want" "$tmp/l.out" && cmp -s "$tmp/back" "$tmp/s1.out" &&
