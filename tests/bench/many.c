@@ -42,6 +42,10 @@
 
 #define BUF (16 * 1024)
 #define MAX_N 100000
+#define SERVER_IDLE_NS (20 * 1000000000ull)
+/* The client's first connect of a round waits this long for the server:
+ * in split mode (-C) the other domain's server may still be starting. */
+#define FIRST_CONNECT_MS 60000
 
 struct chan {
     struct conduit *c;
@@ -229,6 +233,7 @@ static void server(const char *uri, int n, int ready_fd, int report_fd)
     int ep = epoll_create1(EPOLL_CLOEXEC), open_n = 0, done = 0;
     struct epoll_event lev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
     double cpu0 = 0;
+    uint64_t last;
 
     if (!chs || !list || ep < 0) {
         die("server: out of memory");
@@ -244,9 +249,10 @@ static void server(const char *uri, int n, int ready_fd, int report_fd)
         die("epoll_ctl listener: %s", strerror(errno));
     }
     (void)!write(ready_fd, "R", 1);
+    last = vclock_now_ns();
     while (done < n) {
         struct epoll_event evs[64];
-        int k = 0, got;
+        int k = 0, got, before = r.accepted + done;
 
         /* Accept whatever is pending (the listener's fd is level-triggered). */
         while (r.accepted < n) {
@@ -306,6 +312,15 @@ static void server(const char *uri, int n, int ready_fd, int report_fd)
             }
             rearm(ep, ch, list[j], ch->len > 0 ? CONDUIT_WANT_WRITE : CONDUIT_WANT_READ);
         }
+        /* A client that gave up (its connect failed) leaves the server
+         * short of accepts: say where it stopped rather than wait forever. */
+        if (r.accepted + done != before || k > 0) {
+            last = vclock_now_ns();
+        } else if (vclock_now_ns() - last > SERVER_IDLE_NS) {
+            snprintf(r.err, sizeof(r.err), "stalled: %d of %d accepted, %d closed, nothing moved "
+                     "for %d s", r.accepted, n, done, (int)(SERVER_IDLE_NS / 1000000000ull));
+            break;
+        }
     }
 out:
     r.cpu_s = cpu_s() - cpu0;
@@ -362,6 +377,10 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * One round of n channels. listen_uri NULL: the server is another process
+ * (many -S, in another domain), and only this side's columns are printed.
+ */
 static int run(const char *name, const char *listen_uri, const char *connect_uri, int n,
                double secs, size_t w)
 {
@@ -383,17 +402,18 @@ static int run(const char *name, const char *listen_uri, const char *connect_uri
         die("out of memory");
     }
     fflush(stdout);
-    if ((pid = fork()) < 0) {
+    if (!listen_uri) {
+        pid = 0;
+    } else if ((pid = fork()) < 0) {
         die("fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
+    } else if (pid == 0) {
         close(ready[0]);
         close(rep[0]);
         server(listen_uri, n, ready[1], rep[1]);
     }
     close(ready[1]);
     close(rep[1]);
-    if (read(ready[0], &c, 1) != 1 || c != 'R') {
+    if (pid && (read(ready[0], &c, 1) != 1 || c != 'R')) {
         if (read(rep[0], &r, sizeof(r)) == (ssize_t)sizeof(r)) {
             fprintf(stderr, "many: %s\n", r.err);
         }
@@ -405,7 +425,8 @@ static int run(const char *name, const char *listen_uri, const char *connect_uri
     fds0 = open_fds();
     t0 = vclock_now_ns();
     for (int i = 0; i < n; i++) {
-        struct conduit_options opts = CONDUIT_OPTIONS_INIT(.timeout_ms = 10000);
+        struct conduit_options opts =
+            CONDUIT_OPTIONS_INIT(.timeout_ms = i == 0 && !pid ? FIRST_CONNECT_MS : 10000);
         uint64_t a = vclock_now_ns();
         if (conduit_connect(&chs[i].c, connect_uri, &opts) < 0) {
             snprintf(err, sizeof(err), "connect #%d: %s", i + 1, conduit_last_error(NULL));
@@ -421,8 +442,13 @@ static int run(const char *name, const char *listen_uri, const char *connect_uri
     fds1 = open_fds() - fds0;
     if (failed_at) {
         fprintf(stderr, "many: %s %d: %s\n", name, n, err);
-        kill(pid, SIGTERM);
-        waitpid(pid, &status, 0);
+        for (int i = 0; i < failed_at - 1; i++) {
+            conduit_close(chs[i].c);
+        }
+        if (pid) {
+            kill(pid, SIGTERM);
+            waitpid(pid, &status, 0);
+        }
         return 1;
     }
 
@@ -465,19 +491,29 @@ static int run(const char *name, const char *listen_uri, const char *connect_uri
             bytes += chs[i].rcvd;
             conduit_close(chs[i].c);
         }
-        if (read(rep[0], &r, sizeof(r)) != (ssize_t)sizeof(r)) {
+        if (pid && read(rep[0], &r, sizeof(r)) != (ssize_t)sizeof(r)) {
             snprintf(r.err, sizeof(r.err), "no report from the server");
         }
-        waitpid(pid, &status, 0);
-        if (r.err[0] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (pid) {
+            waitpid(pid, &status, 0);
+        }
+        if (pid && (r.err[0] || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
             fprintf(stderr, "many: %s %d: server: %s\n", name, n, r.err[0] ? r.err : "failed");
             return 1;
         }
         qsort(lat, (size_t)n, sizeof(*lat), cmp_u64);
-        printf("%-6s %5d %9.0f %8.3f %8.3f %9.1f %8.2f %8.2f %8.1f %8.1f %6.1f %6.1f\n", name, n,
-               n / setup_s, lat[n / 2] / 1e6, lat[(size_t)((n - 1) * 0.99)] / 1e6,
-               bytes / stream_s / 1e6, r.cpu_s / (bytes / 1e9), cpu1 / (bytes / 1e9),
-               (double)r.rss_kib / n, (double)rss1 / n, (double)r.fds / n, (double)fds1 / n);
+        if (pid) {
+            printf("%-6s %5d %9.0f %8.3f %8.3f %9.1f %8.2f %8.2f %8.1f %8.1f %6.1f %6.1f\n",
+                   name, n, n / setup_s, lat[n / 2] / 1e6, lat[(size_t)((n - 1) * 0.99)] / 1e6,
+                   bytes / stream_s / 1e6, r.cpu_s / (bytes / 1e9), cpu1 / (bytes / 1e9),
+                   (double)r.rss_kib / n, (double)rss1 / n, (double)r.fds / n,
+                   (double)fds1 / n);
+        } else {
+            printf("%-6s %5d %9.0f %8.3f %8.3f %9.1f %8s %8.2f %8s %8.1f %6s %6.1f\n", name, n,
+                   n / setup_s, lat[n / 2] / 1e6, lat[(size_t)((n - 1) * 0.99)] / 1e6,
+                   bytes / stream_s / 1e6, "(-S)", cpu1 / (bytes / 1e9), "(-S)",
+                   (double)rss1 / n, "(-S)", (double)fds1 / n);
+        }
         fflush(stdout);
     }
     close(ready[0]);
@@ -487,6 +523,52 @@ static int run(const char *name, const char *listen_uri, const char *connect_uri
     free(lat);
     free(tmp);
     free(list);
+    return 0;
+}
+
+/*
+ * many -S: this side serves one round of n channels on listen_uri for a
+ * client in another domain (many -C) and prints the server's columns.
+ */
+static int serve_only(const char *name, const char *listen_uri, int n)
+{
+    struct report r = {0};
+    int ready[2], rep[2], status = 0;
+    char c = 0;
+    pid_t pid;
+
+    if (pipe(ready) < 0 || pipe(rep) < 0) {
+        die("pipe: %s", strerror(errno));
+    }
+    fflush(stdout);
+    if ((pid = fork()) < 0) {
+        die("fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(ready[0]);
+        close(rep[0]);
+        server(listen_uri, n, ready[1], rep[1]);
+    }
+    close(ready[1]);
+    close(rep[1]);
+    if (read(ready[0], &c, 1) == 1 && c == 'R') {
+        fprintf(stderr, "many: %s %d: listening on %s\n", name, n, listen_uri);
+    }
+    if (read(rep[0], &r, sizeof(r)) != (ssize_t)sizeof(r)) {
+        snprintf(r.err, sizeof(r.err), "no report from the server");
+    }
+    waitpid(pid, &status, 0);
+    close(ready[0]);
+    close(rep[0]);
+    if (r.err[0] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "many: %s %d: server: %s (%d accepted)\n", name, n,
+                r.err[0] ? r.err : "failed", r.accepted);
+        return 1;
+    }
+    printf("%-6s %5d %9s %8s %8s %9s %8.2f %8s %8.1f %8s %6.1f %6s\n", name, n, "(-C)", "(-C)",
+           "(-C)", "(-C)", r.bytes ? r.cpu_s / (r.bytes / 1e9) : 0.0, "(-C)",
+           (double)r.rss_kib / n, "(-C)", (double)r.fds / n, "(-C)");
+    fflush(stdout);
     return 0;
 }
 
@@ -658,20 +740,33 @@ static bool uris(const char *t, const char *dir, const char *tag, char *lu, char
 static void usage(void)
 {
     fprintf(stderr, "usage: many [-n N,N,...] [-t SECS] [-w BYTES] [-R RATE,...] "
-                    "[-T vchan,unix,tcp]\n");
+                    "[-T vchan,unix,tcp] [-o URI-OPTIONS]\n"
+                    "       many -S [-n N,...] [-o URI-OPTIONS]   serve vchan://*/manyN only\n"
+                    "       many -C DOMAIN [-n N,...] [-t SECS] [-w BYTES]   connect only\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     char ns[256] = "1,10,100,1000", ts[64] = "vchan,unix,tcp", dir[] = "/tmp/many.XXXXXX";
-    char rates[128] = "100,1000,10000", ts2[64];
+    char rates[128] = "100,1000,10000", ts2[64], ropts[128] = "";
+    const char *peer = NULL;
+    bool serve = false;
     double secs = 2;
     size_t w = 4096;
     int ch, status = 0, maxn = 0;
 
-    while ((ch = getopt(argc, argv, "n:t:w:R:T:")) != -1) {
+    while ((ch = getopt(argc, argv, "n:t:w:R:T:o:SC:")) != -1) {
         switch (ch) {
+        case 'o':
+            snprintf(ropts, sizeof(ropts), "%s", optarg);
+            break;
+        case 'S':
+            serve = true;
+            break;
+        case 'C':
+            peer = optarg;
+            break;
         case 'n':
             snprintf(ns, sizeof(ns), "%s", optarg);
             break;
@@ -691,8 +786,13 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (secs <= 0 || w == 0 || w > BUF) {
+    if (secs <= 0 || w == 0 || w > BUF || (serve && peer)) {
         usage();
+    }
+    if (serve || peer) {
+        /* Split across domains: vchan only, no fixed-rate rounds. */
+        snprintf(ts, sizeof(ts), "vchan");
+        snprintf(rates, sizeof(rates), "0");
     }
     signal(SIGPIPE, SIG_IGN);
     for (char *p = ns; *p;) {
@@ -724,7 +824,14 @@ int main(int argc, char **argv)
             if (!uris(t, dir, tag, lu, cu, sizeof(lu))) {
                 usage();
             }
-            if (run(t, lu, cu, n, secs, w)) {
+            if (peer) {
+                snprintf(cu, sizeof(cu), "vchan://%s/%s", peer, tag);
+            }
+            if (ropts[0] && !strcmp(t, "vchan")) {
+                size_t l = strlen(lu);
+                snprintf(lu + l, sizeof(lu) - l, "%c%s", strchr(lu, '?') ? '&' : '?', ropts);
+            }
+            if (serve ? serve_only(t, lu, n) : run(t, peer ? NULL : lu, cu, n, secs, w)) {
                 status = 1;
             }
         }
