@@ -443,6 +443,36 @@ static int xen_evtchn_alloc_unbound(void *p, uint32_t *port)
     return 0;
 }
 
+/*
+ * A failed grant share. ENOSPC is gntalloc's page limit (1024 by default),
+ * one count for every process of this domain together; every channel holds 1
+ * control page plus its two rings' pages, so the error says where it is set.
+ */
+static int share_failed(struct xen_chan *x, const char *what, size_t npages)
+{
+    int e = errno;
+    char limit[32] = "";
+    FILE *f;
+
+    if (e != ENOSPC) {
+        return vchan__errorf(x->v, os_code(e), "%s(dom%d, %zu pages): %s", what, x->peer,
+                             npages, strerror(e));
+    }
+    f = fopen("/sys/module/xen_gntalloc/parameters/limit", "r");
+    if (f) {
+        if (!fgets(limit, sizeof limit, f)) {
+            limit[0] = '\0';
+        }
+        fclose(f);
+    }
+    limit[strcspn(limit, "\n")] = '\0';
+    return vchan__errorf(x->v, os_code(e),
+                         "%s(dom%d, %zu pages): %s: gntalloc's limit of %s shared pages in "
+                         "this domain is reached (a channel holds 1 + its rings' pages; "
+                         "raise it in /sys/module/xen_gntalloc/parameters/limit)",
+                         what, x->peer, npages, strerror(e), limit[0] ? limit : "(unknown)");
+}
+
 static int xen_share(void *p, size_t npages, uint32_t *refs, int notify_offset, void **addr)
 {
     struct xen_chan *x = p;
@@ -459,15 +489,13 @@ static int xen_share(void *p, size_t npages, uint32_t *refs, int notify_offset, 
         pages = xengntshr_share_page_notify(x->gs, (uint32_t)x->peer, refs, 1,
                                             (uint32_t)notify_offset, x->lport);
         if (!pages) {
-            return vchan__errorf(x->v, os_code(errno), "xengntshr_share_page_notify(dom%d): %s",
-                                 x->peer, strerror(errno));
+            return share_failed(x, "xengntshr_share_page_notify", 1);
         }
         x->ctrl = pages;
     } else {
         pages = xengntshr_share_pages(x->gs, (uint32_t)x->peer, (int)npages, refs, 1);
         if (!pages) {
-            return vchan__errorf(x->v, os_code(errno), "xengntshr_share_pages(dom%d, %zu): %s",
-                                 x->peer, npages, strerror(errno));
+            return share_failed(x, "xengntshr_share_pages", npages);
         }
     }
     /* gntalloc hands out zeroed pages; say so explicitly rather than rely on it. */
