@@ -962,8 +962,9 @@ void vchan__xen_unpublish(struct vchan *v)
             return;
         }
         (void)xs_rm(x->xs, t, x->path);
+        /* Empty but for our own entry (whether or not the listing sees the rm above). */
         list = xs_directory(x->xs, t, dir, &n);
-        if (list && n == 0) {
+        if (list && (n == 0 || (n == 1 && slash && strcmp(list[0], slash + 1) == 0))) {
             (void)xs_rm(x->xs, t, dir);
         }
         free(list);
