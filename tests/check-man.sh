@@ -6,6 +6,7 @@
 #   include/vchan.h                 docs/vchan.3         vchan_  VCHAN_
 #   include/conduit.h               docs/conduit.3       conduit_ CONDUIT_
 #   include/compat/libxenvchan.h    docs/vchan-compat.3  libxenvchan_
+#   include/vchan-conduit/libvchan.h docs/libvchan-conduit.3 libvchan_
 #   unikernel/vchan_unikernel.h and unikernel/vchan_hooks.h
 #                                   docs/vchan_unikernel.3
 #                                   vchan_unikernel_ vchan_hook_  VCHAN_HOOK_
@@ -130,6 +131,7 @@ pairs=(
     "include/vchan.h docs/vchan.3 vchan_ VCHAN_"
     "include/conduit.h docs/conduit.3 conduit_ CONDUIT_"
     "include/compat/libxenvchan.h docs/vchan-compat.3 libxenvchan_ "
+    "include/vchan-conduit/libvchan.h docs/libvchan-conduit.3 libvchan_ "
     "unikernel/vchan_unikernel.h+unikernel/vchan_hooks.h docs/vchan_unikernel.3 vchan_unikernel_|vchan_hook_ VCHAN_HOOK_"
 )
 for pair in "${pairs[@]}"; do
@@ -191,5 +193,5 @@ if [ "$status" -ne 0 ]; then
     echo "check-man: FAIL: the pages in docs/ and the headers disagree (see above)"
     exit 1
 fi
-echo "check-man: docs/vchan.3, conduit.3, vchan-compat.3, vchan_unikernel.3 agree with their headers"
+echo "check-man: docs/vchan.3, conduit.3, vchan-compat.3, libvchan-conduit.3, vchan_unikernel.3 agree with their headers"
 skip_summary

@@ -24,6 +24,7 @@
 #include "libvchan/core/internal.h"
 #include "libvchan/platform/hosted.h"
 #include "libvchan/platform/local_dir.h"
+#include "libvchan/compat/compat.h"
 
 /* Xen's wire header spells these as vchan.h does, in other tokens. */
 #undef VCHAN_NOTIFY_WRITE
@@ -61,8 +62,7 @@ static struct xv *xv_of(struct libxenvchan *ctrl)
     return (struct xv *)ctrl;
 }
 
-/* Our error codes as errno values. */
-static int errno_of(int rc)
+int vchan__compat_errno(int rc)
 {
     switch (rc < 0 ? -rc : rc) {
     case VCHAN_EAGAIN:
@@ -96,7 +96,7 @@ static int errno_of(int rc)
 
 static int fail(int rc)
 {
-    errno = errno_of(rc);
+    errno = vchan__compat_errno(rc);
     return -1;
 }
 
@@ -165,6 +165,79 @@ static bool parse_path(const char *path, int *server, int *client, char *port)
     return vchan__port_valid(port);
 }
 
+struct libxenvchan *vchan__xv_open(const struct vchan__xv_open *o)
+{
+    struct vchan_config cfg = VCHAN_CONFIG_INIT();
+    struct xv *x;
+    int rc;
+
+    if (o->server && (o->read_min > VCHAN_MAX_RING_SIZE || o->write_min > VCHAN_MAX_RING_SIZE)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    x = calloc(1, sizeof(*x));
+    if (!x) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    cfg.domain = o->peer;
+    cfg.port = o->port;
+    cfg.platform = o->platform;
+    if (o->server) {
+        /* 0 asks for the smallest ring: libxenvchan puts it in the control page. */
+        cfg.read_size = o->read_min ? o->read_min : 1;
+        cfg.write_size = o->write_min ? o->write_min : 1;
+    } else {
+        cfg.timeout_ms = o->timeout_ms;
+    }
+    vchan__local_self_override = o->self;
+    rc = o->server ? vchan_server_open(&x->v, &cfg) : vchan_client_open(&x->v, &cfg);
+    vchan__local_self_override = -1;
+    if (rc == 0) {
+        rc = vchan_set_timeout(x->v, 0);
+    }
+    if (rc == 0 && o->server && o->xs_path) {
+        x->pub.xs_path = strdup(o->xs_path);
+        if (!x->pub.xs_path) {
+            rc = -VCHAN_ENOMEM;
+        }
+    }
+    if (rc) {
+        vchan_close(x->v);
+        free(x);
+        return fail(rc), NULL;
+    }
+
+    x->pub.ring = (struct vchan_interface *)x->v->ctrl;
+    x->pub.is_server = o->server;
+    x->pub.server_persist = 0;
+    x->pub.blocking = 0; /* libxenvchan leaves it uninitialised; callers set it */
+    x->pub.read.shr = (struct ring_shared *)(o->server ? &x->v->ctrl->left : &x->v->ctrl->right);
+    x->pub.write.shr = (struct ring_shared *)(o->server ? &x->v->ctrl->right : &x->v->ctrl->left);
+    x->pub.read.buffer = x->v->rd.buf;
+    x->pub.write.buffer = x->v->wr.buf;
+    x->pub.read.order = __builtin_ctz(x->v->rd.size);
+    x->pub.write.order = __builtin_ctz(x->v->wr.size);
+#ifdef HAVE_XEN
+    {
+        struct xenevtchn_handle *xce;
+        uint32_t lport;
+        int own;
+
+        if (vchan__xen_event(x->v, &xce, &lport, &own) == 0) {
+            x->pub.event = xce;
+            x->pub.event_port = lport;
+        }
+    }
+#endif
+    return &x->pub;
+}
+
+struct vchan *vchan__xv_chan(struct libxenvchan *ctrl)
+{
+    return ctrl ? xv_of(ctrl)->v : NULL;
+}
+
 /*
  * Open our channel for a libxenvchan call: `peer` is the domain argument,
  * the ids and the port come from the path and must agree with it. On the
@@ -174,11 +247,11 @@ static bool parse_path(const char *path, int *server, int *client, char *port)
 static struct libxenvchan *open_channel(bool server, int peer, const char *xs_path,
                                         size_t read_min, size_t write_min)
 {
-    struct vchan_config cfg = VCHAN_CONFIG_INIT();
+    struct vchan__xv_open o = {0};
     char port[VCHAN_PORT_MAX + 1];
     const char *platform = NULL;
     int srv_dom, cli_dom, self = -1, rc;
-    struct xv *x;
+    struct libxenvchan *ctrl;
 
     if (!xs_path || peer < 0 || peer > VCHAN_DOMID_MAX ||
         !parse_path(xs_path, &srv_dom, &cli_dom, port)) {
@@ -187,10 +260,6 @@ static struct libxenvchan *open_channel(bool server, int peer, const char *xs_pa
     }
     if (server ? cli_dom != peer : (srv_dom >= 0 ? srv_dom : cli_dom) != peer) {
         errno = EINVAL; /* the path's peer is not the domain argument */
-        return NULL;
-    }
-    if (server && (read_min > VCHAN_MAX_RING_SIZE || write_min > VCHAN_MAX_RING_SIZE)) {
-        errno = EINVAL;
         return NULL;
     }
     if ((rc = vchan_platform_select(NULL, &platform, NULL, 0)) < 0) {
@@ -219,76 +288,43 @@ static struct libxenvchan *open_channel(bool server, int peer, const char *xs_pa
         }
     }
 
-    x = calloc(1, sizeof(*x));
-    if (!x) {
-        errno = ENOMEM;
+    o.server = server;
+    o.peer = peer;
+    o.port = port;
+    o.platform = platform;
+    o.self = self;
+    o.read_min = read_min;
+    o.write_min = write_min;
+    /*
+     * libxenvchan's client looks once and fails when nothing is
+     * published; ours looks for up to a second (the local server
+     * answers the handshake from its next wait or I/O call).
+     */
+    o.timeout_ms = 1000;
+    o.xs_path = xs_path;
+    ctrl = vchan__xv_open(&o);
+    if (!ctrl) {
         return NULL;
     }
-    cfg.domain = peer;
-    cfg.port = port;
-    cfg.platform = platform;
-    if (server) {
-        /* 0 asks for the smallest ring: libxenvchan puts it in the control page. */
-        cfg.read_size = read_min ? read_min : 1;
-        cfg.write_size = write_min ? write_min : 1;
-    } else {
-        /*
-         * libxenvchan's client looks once and fails when nothing is
-         * published; ours looks for up to a second (the local server
-         * answers the handshake from its next wait or I/O call).
-         */
-        cfg.timeout_ms = 1000;
-    }
-    vchan__local_self_override = self;
-    rc = server ? vchan_server_open(&x->v, &cfg) : vchan_client_open(&x->v, &cfg);
-    vchan__local_self_override = -1;
-    if (rc == 0) {
-        rc = vchan_set_timeout(x->v, 0);
-    }
-    if (rc == 0 && server) {
-        x->pub.xs_path = strdup(xs_path);
-        if (!x->pub.xs_path) {
-            rc = -VCHAN_ENOMEM;
-        }
-    }
-    if (rc) {
-        vchan_close(x->v);
-        free(x);
-        return fail(rc), NULL;
-    }
-
-    x->pub.ring = (struct vchan_interface *)x->v->ctrl;
-    x->pub.is_server = server;
-    x->pub.server_persist = 0;
-    x->pub.blocking = 0; /* libxenvchan leaves it uninitialised; callers set it */
-    x->pub.read.shr = (struct ring_shared *)(server ? &x->v->ctrl->left : &x->v->ctrl->right);
-    x->pub.write.shr = (struct ring_shared *)(server ? &x->v->ctrl->right : &x->v->ctrl->left);
-    x->pub.read.buffer = x->v->rd.buf;
-    x->pub.write.buffer = x->v->wr.buf;
-    x->pub.read.order = __builtin_ctz(x->v->rd.size);
-    x->pub.write.order = __builtin_ctz(x->v->wr.size);
 #ifdef HAVE_XEN
     {
         struct xenevtchn_handle *xce;
         uint32_t lport;
         int own;
 
-        if (vchan__xen_event(x->v, &xce, &lport, &own) == 0) {
-            /*
-             * Our Xen platform published (or looked) under our own domain's
-             * data/vchan: the path must have named that very place.
-             */
-            if ((server && srv_dom >= 0 && srv_dom != own) || (!server && cli_dom != own)) {
-                libxenvchan_close(&x->pub);
-                errno = EINVAL;
-                return NULL;
-            }
-            x->pub.event = xce;
-            x->pub.event_port = lport;
+        /*
+         * Our Xen platform published (or looked) under our own domain's
+         * data/vchan: the path must have named that very place.
+         */
+        if (vchan__xen_event(vchan__xv_chan(ctrl), &xce, &lport, &own) == 0 &&
+            ((server && srv_dom >= 0 && srv_dom != own) || (!server && cli_dom != own))) {
+            libxenvchan_close(ctrl);
+            errno = EINVAL;
+            return NULL;
         }
     }
 #endif
-    return &x->pub;
+    return ctrl;
 }
 
 XV_EXPORT struct libxenvchan *libxenvchan_server_init(struct xentoollog_logger *logger, int domain,

@@ -64,6 +64,14 @@ int vchan__local_domid(struct vchan *v, int *domid);
  */
 extern _Thread_local int vchan__local_self_override;
 
+/*
+ * The Qubes API (libvchan/compat/qubes.c) asks what libxenvchan's users
+ * ask libxenctrl. vchan__local_peer_gone: channel v is the local
+ * platform's and the peer's process is gone (its socket hung up), seen
+ * without consuming an event; false otherwise.
+ */
+bool vchan__local_peer_gone(struct vchan *v);
+
 #ifdef HAVE_XEN
 /*
  * The Xen platform's event channel handle, our port and our own domain id
@@ -72,6 +80,19 @@ extern _Thread_local int vchan__local_self_override;
 struct xenevtchn_handle;
 int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint32_t *port,
                      int *self);
+/* Our own domain id, from xenstore; a negative VCHAN_E* when it cannot be read. */
+int vchan__xen_self_domid(int *self);
+/*
+ * Channel v is Xen's and its peer domain is known to be gone: seen before,
+ * or (a privileged caller) xenstored says so now. False otherwise.
+ */
+bool vchan__xen_peer_gone(struct vchan *v);
+/*
+ * Server: remove the published rendezvous now (and the client's directory
+ * when it was the last entry), as Qubes' libvchan does at the first wait;
+ * close then has nothing left to remove. No-op for other channels.
+ */
+void vchan__xen_unpublish(struct vchan *v);
 #endif
 
 #endif

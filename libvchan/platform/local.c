@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,6 +617,26 @@ static int local_fd(void *p)
     struct local *st = p;
 
     return st->epfd;
+}
+
+bool vchan__local_peer_gone(struct vchan *v)
+{
+    struct pollfd pfd = {.events = POLLRDHUP};
+    struct local *st;
+
+    if (!v || v->plat != &vchan__platform_local || !v->p) {
+        return false;
+    }
+    st = v->p;
+    if (st->hangup) {
+        return true;
+    }
+    if (st->connfd < 0) {
+        return false;
+    }
+    /* A look only: the hang-up stays pending for local_wait, which reports it. */
+    pfd.fd = st->connfd;
+    return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
 const struct vchan__platform vchan__platform_local = {

@@ -926,6 +926,82 @@ int vchan__xen_event(const struct vchan *v, struct xenevtchn_handle **xce, uint3
     return 0;
 }
 
+int vchan__xen_self_domid(int *self)
+{
+    struct xs_handle *xs = xs_open(0);
+    unsigned len = 0;
+    uint64_t id;
+    char *val;
+    int rc = -VCHAN_EIO;
+
+    if (!xs) {
+        return -dev_code(errno);
+    }
+    val = xs_read(xs, XBT_NULL, "domid", &len);
+    if (!val) {
+        rc = -os_code(errno);
+    } else if (vchan__parse_dec(val, len, VCHAN_DOMID_MAX, &id)) {
+        *self = (int)id;
+        rc = 0;
+    }
+    free(val);
+    xs_close(xs);
+    return rc;
+}
+
+bool vchan__xen_peer_gone(struct vchan *v)
+{
+    struct xen_chan *x;
+
+    if (!v || v->plat != &vchan__platform_xen || !v->p) {
+        return false;
+    }
+    x = v->p;
+    if (!x->gone && x->death_watch) {
+        check_peer(x); /* an error is not taken as an answer */
+    }
+    return x->gone;
+}
+
+void vchan__xen_unpublish(struct vchan *v)
+{
+    struct xen_chan *x;
+    char dir[PATH_MAX_LEN];
+    char *slash;
+
+    if (!v || v->plat != &vchan__platform_xen || !v->p || !((struct xen_chan *)v->p)->published) {
+        return;
+    }
+    x = v->p;
+    x->published = false;
+    snprintf(dir, sizeof(dir), "%s", x->path);
+    slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+    /* One transaction, so that a sibling published meanwhile keeps its directory. */
+    for (;;) {
+        xs_transaction_t t = xs_transaction_start(x->xs);
+        unsigned n = 0;
+        char **list;
+
+        if (t == XBT_NULL) {
+            vchan__logf(v, VCHAN_LOG_WARN, "xen: cannot remove %s: %s", x->path, strerror(errno));
+            return;
+        }
+        (void)xs_rm(x->xs, t, x->path);
+        /* Empty but for our own entry (whether or not the listing sees the rm above). */
+        list = xs_directory(x->xs, t, dir, &n);
+        if (list && (n == 0 || (n == 1 && slash && strcmp(list[0], slash + 1) == 0))) {
+            (void)xs_rm(x->xs, t, dir);
+        }
+        free(list);
+        if (xs_transaction_end(x->xs, t, false) || errno != EAGAIN) {
+            return;
+        }
+    }
+}
+
 const struct vchan__platform vchan__platform_xen = {
     .name = "xen",
     .open = xen_open,
