@@ -55,6 +55,7 @@ _Static_assert(offsetof(struct vchan_interface, srv_live) == offsetof(struct vch
 struct xv {
     struct libxenvchan pub;
     struct vchan *v;
+    bool unseen_write; /* wrote since wait last saw the write ring drained */
 };
 
 static struct xv *xv_of(struct libxenvchan *ctrl)
@@ -460,6 +461,7 @@ XV_EXPORT int libxenvchan_send(struct libxenvchan *ctrl, const void *data, size_
     }
     rc = vchan_send(v, data, size);
     if (rc == 0) {
+        xv_of(ctrl)->unseen_write = true;
         return (int)size;
     }
     return rc == -VCHAN_EAGAIN ? 0 : fail(rc);
@@ -482,6 +484,7 @@ XV_EXPORT int libxenvchan_write(struct libxenvchan *ctrl, const void *data, size
         return 0;
     }
     rc = vchan_write(v, data, (size_t)clamp(size), &n);
+    xv_of(ctrl)->unseen_write |= n > 0;
     if (rc == 0) {
         return (int)n;
     }
@@ -491,18 +494,33 @@ XV_EXPORT int libxenvchan_write(struct libxenvchan *ctrl, const void *data, size
     return fail(rc); /* blocking: -1 when the peer closed, even after a part */
 }
 
+/*
+ * libxenvchan's wait blocks until the next event. Its peer signals a read
+ * only when asked, and a writer asks only when its data did not fit, so a
+ * caller that writes what fits and then waits for the peer to take it (as
+ * vchan-socket-proxy does at the end of its input) sleeps until the peer
+ * closes, and a peer that waits for our close sleeps too. We ask for that
+ * signal here, and when the peer has already taken everything written
+ * since the last wait, that is the event: return at once (at most once per
+ * batch of writes, so a wait loop never spins).
+ */
 XV_EXPORT int libxenvchan_wait(struct libxenvchan *ctrl)
 {
-    struct vchan *v;
+    struct xv *x = xv_of(ctrl);
+    size_t space = 0;
     int rc;
 
     if (!ctrl) {
         return fail(VCHAN_EINVAL);
     }
-    v = xv_of(ctrl)->v;
+    if (x->unseen_write && vchan_buffer_space(x->v, &space) == 0 &&
+        space == vchan_write_ring_size(x->v)) {
+        x->unseen_write = false;
+        return 0;
+    }
     /* libxenvchan's wait always blocks (it reads the event channel device). */
-    (void)vchan_set_nonblocking(v, false);
-    rc = vchan_wait(v);
+    (void)vchan_set_nonblocking(x->v, false);
+    rc = vchan_wait(x->v);
     return rc < 0 ? fail(rc) : 0;
 }
 

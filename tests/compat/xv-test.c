@@ -16,6 +16,8 @@
  * held; each failure is printed.
  *
  *   xv-test server|client DOMAIN PATH victim
+ *   xv-test server|client DOMAIN PATH drain: the server writes what fits and
+ *   waits until the client has taken it, the client waits for the close.
  *   xv-test server DOMAIN PATH orders: the ring orders server_init picks.
  *   xv-test server DOMAIN PATH unpublish: server_init, close, then a client
  *   of the same path (DOMAIN and the path's server in one domain) must fail.
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <unistd.h>
 
 #include <libxenvchan.h>
 
@@ -353,6 +356,19 @@ static void transfer_blocking(struct libxenvchan *c, size_t total, bool first, i
     free(chunk);
 }
 
+/* One side of the channel, or NULL (reported). */
+static struct libxenvchan *open_side(bool server, int domain, const char *path, size_t read_min,
+                                     size_t write_min)
+{
+    struct libxenvchan *c = server ? libxenvchan_server_init(NULL, domain, path, read_min, write_min)
+                                   : libxenvchan_client_init(NULL, domain, path);
+
+    if (!c) {
+        fprintf(stderr, "xv-test %s: init failed: %s\n", role, strerror(errno));
+    }
+    return c;
+}
+
 int main(int argc, char **argv)
 {
     struct libxenvchan *c;
@@ -370,10 +386,7 @@ int main(int argc, char **argv)
     domain = atoi(argv[2]);
 
     if (strcmp(argv[4], "conventions") == 0) {
-        c = server ? libxenvchan_server_init(NULL, domain, argv[3], 0, 0)
-                   : libxenvchan_client_init(NULL, domain, argv[3]);
-        if (!c) {
-            fprintf(stderr, "xv-test %s: init failed: %s\n", role, strerror(errno));
+        if (!(c = open_side(server, domain, argv[3], 0, 0))) {
             return 1;
         }
         if (server) {
@@ -420,14 +433,48 @@ int main(int argc, char **argv)
         if (cli) {
             libxenvchan_close(cli);
         }
+    } else if (strcmp(argv[4], "drain") == 0) {
+        /*
+         * vchan-socket-proxy's end of input: write what fits, then wait for
+         * the peer to take it while the peer waits for our close. The
+         * wait must return, whether the peer took the data before it (the
+         * first round) or after (the second).
+         */
+        uint8_t buf[200];
+
+        if (!(c = open_side(server, domain, argv[3], 0, 0))) {
+            return 1;
+        }
+        if (server) {
+            while (libxenvchan_is_open(c) == 2) {
+                EXPECT(libxenvchan_wait(c), 0);
+            }
+            fill(buf, sizeof(buf), 0, 0);
+            alarm(10); /* a wait that never returns fails here, not in the harness */
+            for (int round = 0; round < 2; round++) {
+                EXPECT(libxenvchan_write(c, buf + round * 100, 100), 100);
+                if (round == 0) {
+                    usleep(200 * 1000);
+                }
+                do { /* at least once, as the proxy does */
+                    EXPECT(libxenvchan_wait(c), 0);
+                } while (libxenvchan_buffer_space(c) != 2048);
+            }
+            alarm(0);
+        } else {
+            c->blocking = 1;
+            read_all(c, buf, sizeof(buf));
+            CHECK(mismatch(buf, sizeof(buf), 0, 0) == 0);
+            while (libxenvchan_is_open(c)) {
+                EXPECT(libxenvchan_wait(c), 0);
+            }
+        }
+        libxenvchan_close(c);
     } else if (strcmp(argv[4], "victim") == 0) {
         uint8_t buf[4096];
         int n = 0, calls = 0;
 
-        c = server ? libxenvchan_server_init(NULL, domain, argv[3], 4096, 4096)
-                   : libxenvchan_client_init(NULL, domain, argv[3]);
-        if (!c) {
-            fprintf(stderr, "xv-test %s: init failed: %s\n", role, strerror(errno));
+        if (!(c = open_side(server, domain, argv[3], 4096, 4096))) {
             return 1;
         }
         c->blocking = 1;
@@ -449,10 +496,7 @@ int main(int argc, char **argv)
         size_t total = strtoul(argv[5], NULL, 0), ring = strtoul(argv[6], NULL, 0);
         bool nonblocking = strcmp(argv[7], "nonblocking") == 0;
 
-        c = server ? libxenvchan_server_init(NULL, domain, argv[3], ring, ring)
-                   : libxenvchan_client_init(NULL, domain, argv[3]);
-        if (!c) {
-            fprintf(stderr, "xv-test %s: init failed: %s\n", role, strerror(errno));
+        if (!(c = open_side(server, domain, argv[3], ring, ring))) {
             return 1;
         }
         if (server) {
