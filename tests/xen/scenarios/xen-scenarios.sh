@@ -98,7 +98,12 @@ xt_await() { vx_wait_key "$XT/$XT_OTHER/$1" "${2:-$XT_STEP_MAX}"; }
 # scenario, which has its own target on x86-64) run only when named.
 xt_want() {
     case " $XT_STEPS " in *" $1 "*) return 0 ;; esac
-    case $1 in setup) return 0 ;; xv-ref-* | accept) return 1 ;; esac
+    case $1 in
+        setup) return 0 ;;
+        xv-ref-* | accept) return 1 ;;
+        # make check-xen-compat's boot: all of them with the name "compat".
+        compat-*) case " $XT_STEPS " in *" compat "*) return 0 ;; esac; return 1 ;;
+    esac
     [ -z "$XT_STEPS" ]
 }
 
@@ -1172,6 +1177,201 @@ step_accept() {
     fi
 }
 
+# ---------------------------------------------------------------- compat
+# Existing vchan programs over our libxenvchan drop-in (docs/compat.md),
+# make check-xen-compat's boot: Debian's own vchan-socket-proxy, run
+# unchanged through vchan-compat, in dom0 as server and in the domU as
+# client, against vchan-cat and against Xen's libxenvchan (xenvchan-peer)
+# on the other side; the hostile peer against the proxy; xv-test (built
+# against Debian's libxenvchan.h and library) over ours against itself on
+# Debian's library; and the Qubes API (qv-test over libvchan-conduit).
+# Every transfer moves XT_MID (16 MiB) one way; each pair runs both ways.
+
+XT_PROXY='timeout $XT_STEP vchan-compat vchan-socket-proxy'
+# Its input while it receives: a FIFO opened read-write (never data, never
+# an end), since the proxy closes the channel at the end of its input.
+XT_HOLD='3<>/tmp/xt-hold <&3'
+XT_XP='timeout $XT_STEP xenvchan-peer'
+
+# xt_both STEP SERVER SERVER_CMD CLIENT_CMD: a pair that checks itself
+# (exit 0 on both sides), the client started once the server published at
+# vchan-cat's directory for port STEP.
+xt_both() {
+    _step=$1 _server=$2
+    if [ "$_server" = dom0 ]; then _dir=$S0/$_step; else _dir=$SU/$_step; fi
+    xt_begin "$_step" || return 0
+    if [ "$XT_SIDE" = "$_server" ]; then
+        (eval "$3" >"/tmp/xt-out-$_step" 2>"/tmp/xt-err-$_step"; echo $? >"/tmp/xt-rc-$_step") &
+        _job=$!
+        if vx_wait_key "$_dir/ring-ref" 30 >/dev/null; then
+            xt_mark "ready-$_step"
+        else
+            vx_fail "$_step: no server published at $_dir"
+        fi
+        wait "$_job"
+    else
+        xt_await "ready-$_step" >/dev/null || { vx_fail "$_step: the server never published"; return; }
+        (eval "$4" >"/tmp/xt-out-$_step" 2>"/tmp/xt-err-$_step"; echo $? >"/tmp/xt-rc-$_step")
+    fi
+    xt_verdict "$_step"
+}
+
+# xt_verdict STEP: this side's command of STEP exited 0 (its last line told).
+xt_verdict() {
+    _rc=$(xt_rc "$1")
+    if [ "$_rc" = 0 ]; then
+        vx_pass "$1: $XT_SIDE's side: $(tail -n 1 "/tmp/xt-out-$1" 2>/dev/null | tr -cd ' -~')"
+    else
+        vx_fail "$1: $XT_SIDE's side exit status $_rc"
+        xt_show_err "$1"
+    fi
+}
+
+step_compat_proxy() {
+    rm -f /tmp/xt-hold && mkfifo /tmp/xt-hold
+    # The proxy serves in dom0 (its rings: 1 KiB read, 2 KiB write).
+    xt_transfer compat-ps-srv-u2d "$XT_MID" dom0 domu \
+        "$XT_PROXY -m server $XT_PEER $S0/compat-ps-srv-u2d - $XT_HOLD" \
+        "$V 'vchan://$XT_PEER/compat-ps-srv-u2d'"
+    xt_transfer compat-ps-srv-d2u "$XT_MID" dom0 dom0 \
+        "$XT_PROXY -m server $XT_PEER $S0/compat-ps-srv-d2u -" \
+        "$V 'vchan://$XT_PEER/compat-ps-srv-d2u'"
+    # The proxy is the domU's client of dom0's servers (64 KiB rings).
+    xt_transfer compat-ps-cli-u2d "$XT_MID" dom0 domu \
+        "$V -l 'vchan://$XT_PEER/compat-ps-cli-u2d'" \
+        "$XT_PROXY 0 $S0/compat-ps-cli-u2d -"
+    xt_transfer compat-ps-cli-d2u "$XT_MID" dom0 dom0 \
+        "$V -l 'vchan://$XT_PEER/compat-ps-cli-d2u'" \
+        "$XT_PROXY 0 $S0/compat-ps-cli-d2u - $XT_HOLD"
+    _r64="--read-min 64K --write-min 64K --timeout $XT_W"
+    xt_transfer compat-ps-cli-xv-u2d "$XT_MID" dom0 domu \
+        "$XT_XP server $XT_PEER $S0/compat-ps-cli-xv-u2d $_r64" \
+        "$XT_PROXY 0 $S0/compat-ps-cli-xv-u2d -"
+    xt_transfer compat-ps-cli-xv-d2u "$XT_MID" dom0 dom0 \
+        "$XT_XP server $XT_PEER $S0/compat-ps-cli-xv-d2u $_r64" \
+        "$XT_PROXY 0 $S0/compat-ps-cli-xv-d2u - $XT_HOLD"
+}
+
+# The proxy serving in dom0, Xen's own libxenvchan the domU's client: the
+# slowest pair (libxenvchan sleeps for every ring-full of the proxy's 1-2
+# KiB rings: 0.2 MB/s under emulation), so last of the compat steps.
+step_compat_proxy_xv() {
+    xt_transfer compat-ps-srv-xv-u2d "$XT_MID" dom0 domu \
+        "$XT_PROXY -m server $XT_PEER $S0/compat-ps-srv-xv-u2d - $XT_HOLD" \
+        "$XT_XP client 0 $S0/compat-ps-srv-xv-u2d --timeout $XT_W"
+    xt_transfer compat-ps-srv-xv-d2u "$XT_MID" dom0 dom0 \
+        "$XT_PROXY -m server $XT_PEER $S0/compat-ps-srv-xv-d2u -" \
+        "$XT_XP client 0 $S0/compat-ps-srv-xv-d2u --timeout $XT_W"
+}
+
+# The hostile peer (a domU client rewriting the shared page at random)
+# against the proxy serving in dom0 over the drop-in: the proxy must end
+# (any exit status but a signal or its time limit) within 5 s of the
+# peer's end, and never write to its output what nobody sent (the peer
+# sends garbage: only its count is known, so the check is "ended").
+step_compat_hostile() {
+    _step=compat-ps-hostile
+    xt_begin "$_step" || return 0
+    if dom0; then
+        (eval "$XT_PROXY -m server $XT_PEER $S0/$_step - $XT_HOLD" >/dev/null 2>"/tmp/xt-err-$_step"
+            _r=$?
+            echo "$_r" >"/tmp/xt-rc-$_step"
+            xt_mark "exited-$_step" "$_r") &
+        _job=$!
+        vx_wait_key "$S0/$_step/ring-ref" 30 >/dev/null && xt_mark "ready-$_step"
+        _end=$(xt_await "hp-end-$_step" 60) || _end=none
+        _i=0
+        while [ ! -e "/tmp/xt-rc-$_step" ] && [ "$_i" -lt 50 ]; do
+            sleep 0.1
+            _i=$((_i + 1))
+        done
+        _rc=$(cat "/tmp/xt-rc-$_step" 2>/dev/null) || _rc=hung
+        [ "$_rc" != hung ] || kill "$_job" 2>/dev/null
+        wait "$_job" 2>/dev/null
+        case $_rc in
+            0 | 1) vx_pass "$_step: the proxy ended (exit $_rc) by 5 s after the peer's end ($_end)" ;;
+            *) vx_fail "$_step: the proxy: exit $_rc (a signal, its time limit, or still running 5 s after the peer's end: $_end)"
+                xt_show_err "$_step" ;;
+        esac
+    else
+        xt_await "ready-$_step" >/dev/null || { vx_fail "$_step: the proxy never published"; return; }
+        timeout "$XT_STEP" hostile-peer -a chaos -t 3 -q 1 -w 30 -s "$(xt_ms)" -v "vchan://0/$_step" \
+            2>"/tmp/xt-hp-$_step"
+        _hrc=$?
+        xt_mark "hp-end-$_step" "exit-$_hrc"
+        sed -n '1,8s/^/    /p' "/tmp/xt-hp-$_step"
+        _prc=$(xt_await "exited-$_step" 20) || _prc=none
+        vx_pass "$_step: hostile peer exit $_hrc; the proxy's exit: $_prc"
+    fi
+}
+
+# xv-test, built against Debian's <libxenvchan.h> and linked against
+# Debian's libxenvchan.so.4.17: over ours on both sides (every function and
+# convention, then 4 MiB each way), then ours against Debian's own library.
+step_compat_xv() {
+    _xv='timeout $XT_STEP vchan-compat xv-test' _xr='timeout $XT_STEP xv-test'
+    _p0=$S0 _pu=$SU
+    xt_both compat-xv-conv dom0 "$_xv server $XT_PEER $_p0/compat-xv-conv conventions" \
+        "$_xv client 0 $_p0/compat-xv-conv conventions"
+    xt_both compat-xv-ours dom0 \
+        "$_xv server $XT_PEER $_p0/compat-xv-ours transfer $((4 << 20)) 65536 nonblocking" \
+        "$_xv client 0 $_p0/compat-xv-ours transfer $((4 << 20)) 65536 nonblocking"
+    xt_both compat-xv-drain dom0 "$_xv server $XT_PEER $_p0/compat-xv-drain drain" \
+        "$_xr client 0 $_p0/compat-xv-drain drain"
+    xt_both compat-xv-srv-ours dom0 \
+        "$_xv server $XT_PEER $_p0/compat-xv-srv-ours transfer $((4 << 20)) 65536 nonblocking" \
+        "$_xr client 0 $_p0/compat-xv-srv-ours transfer $((4 << 20)) 65536 nonblocking"
+    xt_both compat-xv-cli-ours domu \
+        "$_xr server 0 $_pu/compat-xv-cli-ours transfer $((4 << 20)) 65536 blocking" \
+        "$_xv client $XT_PEER $_pu/compat-xv-cli-ours transfer $((4 << 20)) 65536 blocking"
+    xt_both compat-xv-inpage domu \
+        "$_xv server 0 $_pu/compat-xv-inpage transfer $XT_SMALL 0 nonblocking" \
+        "$_xr client $XT_PEER $_pu/compat-xv-inpage transfer $XT_SMALL 0 nonblocking"
+}
+
+# The Qubes API on real Xen, as qrexec uses it: the agent's server waits in
+# the domU, dom0 connects with the async client; 16 MiB each way at once.
+# Then a dom0 server whose domU client dies mid-stream (kill -9): the
+# server's blocking read gives -1 and is_open VCHAN_DISCONNECTED.
+step_compat_qubes() {
+    _step=compat-qubes
+    if xt_begin "$_step"; then
+        if dom0; then
+            # Started first: the async client waits for the server to appear.
+            (timeout "$XT_STEP" qv-test client "$XT_PEER" 42 "$XT_MID" >"/tmp/xt-out-$_step" \
+                2>"/tmp/xt-err-$_step"; echo $? >"/tmp/xt-rc-$_step") &
+            _job=$!
+            xt_mark "started-$_step"
+            wait "$_job"
+        else
+            xt_await "started-$_step" >/dev/null
+            sleep 2
+            timeout "$XT_STEP" qv-test server 0 42 "$XT_MID" >"/tmp/xt-out-$_step" 2>"/tmp/xt-err-$_step"
+            echo $? >"/tmp/xt-rc-$_step"
+        fi
+        xt_verdict "$_step"
+    fi
+    _step=compat-qubes-death
+    xt_begin "$_step" || return 0
+    if dom0; then
+        (timeout "$XT_STEP" qv-test server "$XT_PEER" 43 death >"/tmp/xt-out-$_step" \
+            2>"/tmp/xt-err-$_step"; echo $? >"/tmp/xt-rc-$_step") &
+        _job=$!
+        vx_wait_key "$S0/43/ring-ref" 30 >/dev/null && xt_mark "ready-$_step"
+        wait "$_job"
+    else
+        xt_await "ready-$_step" >/dev/null || { vx_fail "$_step: the server never published"; return; }
+        # No timeout(1) in between: the kill must reach qv-test itself.
+        qv-test client 0 43 stream >"/tmp/xt-out-$_step" 2>"/tmp/xt-err-$_step" &
+        _pid=$!
+        sleep 3
+        kill -9 "$_pid"
+        wait "$_pid" 2>/dev/null
+        echo 0 >"/tmp/xt-rc-$_step"
+    fi
+    xt_verdict "$_step"
+}
+
 # Most important first: when time runs short, dom0 skips from the end of
 # this list (destroy always runs).
 step_setup
@@ -1190,6 +1390,11 @@ step_debug
 step_debug_flow
 step_debug_corrupt
 step_debug_list
+step_compat_proxy
+step_compat_hostile
+step_compat_xv
+step_compat_qubes
+step_compat_proxy_xv
 step_socket_proxy
 step_libxenvchan_more
 step_sodium
