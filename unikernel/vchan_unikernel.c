@@ -61,8 +61,8 @@ static int unikernel_open(struct vchan **out, const struct vchan_config *cfg, bo
         }
         return rc;
     }
-    return server ? vchan__server_open(out, &vchan__platform_unikernel, &c)
-                  : vchan__client_open(out, &vchan__platform_unikernel, &c);
+    return server ? vchan__server_open(out, &vchan__platform_unikernel, &c, NULL)
+                  : vchan__client_open(out, &vchan__platform_unikernel, &c, NULL);
 }
 
 int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)

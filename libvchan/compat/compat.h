@@ -25,6 +25,7 @@ struct vchan__xv_open {
     size_t read_min, write_min;
     int timeout_ms;       /* client: how long to look for the server */
     const char *xs_path;  /* server: kept in the struct, as libxenvchan does; may be NULL */
+    bool own_path;        /* Xen: xs_path is the directory itself, not under data/vchan */
 };
 
 /* A struct libxenvchan over a new channel, or NULL with errno set. */

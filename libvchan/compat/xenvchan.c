@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +169,7 @@ static bool parse_path(const char *path, int *server, int *client, char *port)
 
 struct libxenvchan *vchan__xv_open(const struct vchan__xv_open *o)
 {
+    struct vchan__open_extra extra = {.xs_path = o->own_path ? o->xs_path : NULL};
     struct vchan_config cfg = VCHAN_CONFIG_INIT();
     struct xv *x;
     int rc;
@@ -192,7 +194,7 @@ struct libxenvchan *vchan__xv_open(const struct vchan__xv_open *o)
         cfg.timeout_ms = o->timeout_ms;
     }
     vchan__local_self_override = o->self;
-    rc = o->server ? vchan_server_open(&x->v, &cfg) : vchan_client_open(&x->v, &cfg);
+    rc = vchan__hosted_open(&x->v, &cfg, o->server, &extra);
     vchan__local_self_override = -1;
     if (rc == 0) {
         rc = vchan_set_timeout(x->v, 0);
@@ -251,20 +253,28 @@ static struct libxenvchan *open_channel(bool server, int peer, const char *xs_pa
     struct vchan__xv_open o = {0};
     char port[VCHAN_PORT_MAX + 1];
     const char *platform = NULL;
-    int srv_dom, cli_dom, self = -1, rc;
+    int srv_dom = -1, cli_dom = -1, self = -1, rc;
     struct libxenvchan *ctrl;
+    bool own = false;
 
-    if (!xs_path || peer < 0 || peer > VCHAN_DOMID_MAX ||
-        !parse_path(xs_path, &srv_dom, &cli_dom, port)) {
+    if (!xs_path || peer < 0 || peer > VCHAN_DOMID_MAX) {
         errno = EINVAL;
         return NULL;
     }
-    if (server ? cli_dom != peer : (srv_dom >= 0 ? srv_dom : cli_dom) != peer) {
+    if (!parse_path(xs_path, &srv_dom, &cli_dom, port)) {
+        /* Any other path (libxl's device-model paths): on Xen, used as it is. */
+        own = true;
+        snprintf(port, sizeof(port), "xenvchan"); /* a name for messages only */
+    } else if (server ? cli_dom != peer : (srv_dom >= 0 ? srv_dom : cli_dom) != peer) {
         errno = EINVAL; /* the path's peer is not the domain argument */
         return NULL;
     }
     if ((rc = vchan_platform_select(NULL, &platform, NULL, 0)) < 0) {
         return fail(rc), NULL;
+    }
+    if (own && strcmp(platform, "xen") != 0) {
+        errno = EINVAL; /* the local platform knows only the data/vchan forms */
+        return NULL;
     }
     if (strcmp(platform, "local") == 0) {
         char msg[VCHAN__LOCAL_MSG_MAX];
@@ -303,6 +313,7 @@ static struct libxenvchan *open_channel(bool server, int peer, const char *xs_pa
      */
     o.timeout_ms = 1000;
     o.xs_path = xs_path;
+    o.own_path = own;
     ctrl = vchan__xv_open(&o);
     if (!ctrl) {
         return NULL;
@@ -311,14 +322,14 @@ static struct libxenvchan *open_channel(bool server, int peer, const char *xs_pa
     {
         struct xenevtchn_handle *xce;
         uint32_t lport;
-        int own;
+        int self_dom;
 
         /*
          * Our Xen platform published (or looked) under our own domain's
          * data/vchan: the path must have named that very place.
          */
-        if (vchan__xen_event(vchan__xv_chan(ctrl), &xce, &lport, &own) == 0 &&
-            ((server && srv_dom >= 0 && srv_dom != own) || (!server && cli_dom != own))) {
+        if (!own && vchan__xen_event(vchan__xv_chan(ctrl), &xce, &lport, &self_dom) == 0 &&
+            ((server && srv_dom >= 0 && srv_dom != self_dom) || (!server && cli_dom != self_dom))) {
             libxenvchan_close(ctrl);
             errno = EINVAL;
             return NULL;

@@ -134,6 +134,7 @@ struct vchan {
     void *log_ctx;
     const char *errmsg;        /* last error, points at errbuf or a constant */
     char errbuf[256];
+    const char *open_xs_path;  /* vchan__open_extra's, while the platform's open runs; else NULL */
 };
 
 /*
@@ -146,11 +147,24 @@ struct vchan {
  */
 VCHAN__MUST_CHECK int vchan__config_load(struct vchan_config *dst, const struct vchan_config *src);
 
+/*
+ * What an open may carry beyond struct vchan_config, for callers inside the
+ * project (the libxenvchan drop-in); NULL: nothing. Read only while the
+ * open runs.
+ */
+struct vchan__open_extra {
+    /* Xen: the xenstore directory to publish in or look at, as libxenvchan
+     * takes it, instead of /local/domain/<server>/data/vchan/<client>/<port>. */
+    const char *xs_path;
+};
+
 /* setup.c: open a channel on a platform (the hosted and unikernel glue call these). */
 VCHAN__MUST_CHECK int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
-                                         const struct vchan_config *cfg);
+                                         const struct vchan_config *cfg,
+                                         const struct vchan__open_extra *extra);
 VCHAN__MUST_CHECK int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
-                                         const struct vchan_config *cfg);
+                                         const struct vchan_config *cfg,
+                                         const struct vchan__open_extra *extra);
 /* The orders libxenvchan's server picks for minimum ring sizes; EINVAL above 1 MiB. */
 VCHAN__MUST_CHECK int vchan__select_orders(size_t read_min, size_t write_min, unsigned *read_order,
                                            unsigned *write_order);

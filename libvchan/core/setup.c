@@ -290,7 +290,7 @@ static int ring_setup(struct vchan *v, struct vchan__ring *r, unsigned order, si
 }
 
 int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
-                       const struct vchan_config *cfg)
+                       const struct vchan_config *cfg, const struct vchan__open_extra *extra)
 {
     struct vchan_config c;
     struct vchan *v;
@@ -316,7 +316,10 @@ int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
     if ((rc = new_handle(&v, plat, cfg, true))) {
         return rc;
     }
-    if ((rc = plat->open(&v->p, v, cfg, true)) || (rc = plat->evtchn_alloc_unbound(v->p, &port))) {
+    v->open_xs_path = extra ? extra->xs_path : NULL;
+    rc = plat->open(&v->p, v, cfg, true);
+    v->open_xs_path = NULL;
+    if (rc || (rc = plat->evtchn_alloc_unbound(v->p, &port))) {
         return open_failed(v, cfg, rc, NULL);
     }
     /* The control page, cleared and signalled by the platform if we vanish. */
@@ -346,7 +349,7 @@ int vchan__server_open(struct vchan **out, const struct vchan__platform *plat,
 }
 
 int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
-                       const struct vchan_config *cfg)
+                       const struct vchan_config *cfg, const struct vchan__open_extra *extra)
 {
     struct vchan_config c;
     uint32_t refs[GRANTS_MAX];
@@ -364,8 +367,10 @@ int vchan__client_open(struct vchan **out, const struct vchan__platform *plat,
     if ((rc = new_handle(&v, plat, cfg, false))) {
         return rc;
     }
-    if ((rc = plat->open(&v->p, v, cfg, false)) ||
-        (rc = plat->lookup(v->p, vdeadline_timeout(cfg->timeout_ms), &ring_ref, &port)) ||
+    v->open_xs_path = extra ? extra->xs_path : NULL;
+    rc = plat->open(&v->p, v, cfg, false);
+    v->open_xs_path = NULL;
+    if (rc || (rc = plat->lookup(v->p, vdeadline_timeout(cfg->timeout_ms), &ring_ref, &port)) ||
         (rc = plat->evtchn_bind(v->p, port))) {
         return open_failed(v, cfg, rc, NULL);
     }

@@ -191,7 +191,8 @@ static void apply_spin_env(struct vchan *v)
     v->spin_max_ns = v->spin_ns = (uint32_t)(us * 1000u);
 }
 
-static int hosted_open(struct vchan **out, const struct vchan_config *cfg, bool server)
+int vchan__hosted_open(struct vchan **out, const struct vchan_config *cfg, bool server,
+                       const struct vchan__open_extra *extra)
 {
     const struct vchan__platform *plat;
     struct vchan_config c;
@@ -206,7 +207,7 @@ static int hosted_open(struct vchan **out, const struct vchan_config *cfg, bool 
     if ((rc = vchan__config_load(&c, cfg)) || (rc = vchan__hosted_pick(c.platform, &plat, c.errbuf, c.errbuf_len))) {
         return rc;
     }
-    rc = server ? vchan__server_open(out, plat, &c) : vchan__client_open(out, plat, &c);
+    rc = server ? vchan__server_open(out, plat, &c, extra) : vchan__client_open(out, plat, &c, extra);
     if (rc == 0) {
         apply_spin_env(*out);
     }
@@ -215,12 +216,12 @@ static int hosted_open(struct vchan **out, const struct vchan_config *cfg, bool 
 
 int vchan_server_open(struct vchan **out, const struct vchan_config *cfg)
 {
-    return hosted_open(out, cfg, true);
+    return vchan__hosted_open(out, cfg, true, NULL);
 }
 
 int vchan_client_open(struct vchan **out, const struct vchan_config *cfg)
 {
-    return hosted_open(out, cfg, false);
+    return vchan__hosted_open(out, cfg, false, NULL);
 }
 
 bool vchan__parse_dec(const char *s, size_t len, uint64_t max, uint64_t *out)

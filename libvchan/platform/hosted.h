@@ -26,6 +26,9 @@ uint64_t vchan__hosted_now_ns(void);
 void *vchan__hosted_alloc(size_t size);
 void vchan__hosted_free(void *ptr);
 void vchan__hosted_log(struct vchan *v, enum vchan_log_level level, const char *msg);
+/* vchan_server_open / vchan_client_open, with what vchan__open_extra adds (NULL: nothing). */
+int vchan__hosted_open(struct vchan **out, const struct vchan_config *cfg, bool server,
+                       const struct vchan__open_extra *extra);
 /* The platform vchan_platform_select names for platform (NULL: detect). */
 int vchan__hosted_pick(const char *platform, const struct vchan__platform **out, char *errbuf,
                        size_t errlen);

@@ -126,6 +126,9 @@ static int local_open(void **pp, struct vchan *v, const struct vchan_config *cfg
         return vchan__errorf(v, VCHAN_ENOSYS, "local vchan platform needs 4 KiB pages, have %ld",
                              sysconf(_SC_PAGESIZE));
     }
+    if (v->open_xs_path) {
+        return vchan__errorf(v, VCHAN_EINVAL, "the local platform has no xenstore paths");
+    }
     if (cfg->domain < 0 || cfg->domain > VCHAN_DOMID_MAX || !vchan__port_valid(cfg->port)) {
         return vchan__errorf(v, VCHAN_EINVAL, "bad vchan domain or port");
     }

@@ -86,6 +86,7 @@ struct xen_chan {
     int peer;             /* the other domain */
     int self;             /* our domain, from xenstore's relative key `domid` */
     char path[PATH_MAX_LEN]; /* the rendezvous directory */
+    bool own_path;        /* path is the caller's (libxenvchan's xs_path), not data/vchan's */
     xenevtchn_handle *xce;
     evtchn_port_t lport;  /* our end of the event channel */
     bool bound;
@@ -355,6 +356,24 @@ static void xen_close(void *p)
     vchan__hosted_free(x);
 }
 
+/* An absolute xenstore path of xenstore's characters, no empty component, room for a key. */
+static bool xs_path_valid(const char *p)
+{
+    size_t n = strlen(p);
+
+    if (n < 2 || n >= PATH_MAX_LEN || p[0] != '/' || p[n - 1] == '/' || strstr(p, "//")) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '/' || c == '_' || c == '@' || c == '.' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int xen_open(void **out, struct vchan *v, const struct vchan_config *cfg, bool server)
 {
     struct xen_chan *x;
@@ -403,12 +422,25 @@ static int xen_open(void **out, struct vchan *v, const struct vchan_config *cfg,
     if ((rc = read_self(x))) {
         goto out;
     }
-    /* The server's directory for its client, or the client's view of its server's. */
-    n = snprintf(x->path, sizeof(x->path), "/local/domain/%d/data/vchan/%d/%s",
-                 server ? x->self : x->peer, server ? x->peer : x->self, cfg->port);
-    if (n < 0 || (size_t)n >= sizeof(x->path)) {
-        rc = vchan__errorf(v, VCHAN_EINVAL, "xenstore path too long for port '%s'", cfg->port);
-        goto out;
+    if (v->open_xs_path) {
+        /* The caller's directory (libxenvchan's xs_path): any the server may write. */
+        if (!xs_path_valid(v->open_xs_path)) {
+            rc = vchan__errorf(v, VCHAN_EINVAL,
+                               "not a xenstore path for a channel (absolute, at most %d "
+                               "characters of [A-Za-z0-9/_@.-], no empty component): '%.64s'",
+                               PATH_MAX_LEN - 1, v->open_xs_path);
+            goto out;
+        }
+        snprintf(x->path, sizeof(x->path), "%s", v->open_xs_path);
+        x->own_path = true;
+    } else {
+        /* The server's directory for its client, or the client's view of its server's. */
+        n = snprintf(x->path, sizeof(x->path), "/local/domain/%d/data/vchan/%d/%s",
+                     server ? x->self : x->peer, server ? x->peer : x->self, cfg->port);
+        if (n < 0 || (size_t)n >= sizeof(x->path)) {
+            rc = vchan__errorf(v, VCHAN_EINVAL, "xenstore path too long for port '%s'", cfg->port);
+            goto out;
+        }
     }
     if ((rc = setup_death_watch(x)) == 0) {
         vchan__logf(v, VCHAN_LOG_DEBUG, "xen: %s for domain %d at %s",
@@ -991,7 +1023,8 @@ void vchan__xen_unpublish(struct vchan *v)
         }
         (void)xs_rm(x->xs, t, x->path);
         /* Empty but for our own entry (whether or not the listing sees the rm above). */
-        list = xs_directory(x->xs, t, dir, &n);
+        /* The <client> directory is ours to remove only under data/vchan. */
+        list = x->own_path ? NULL : xs_directory(x->xs, t, dir, &n);
         if (list && (n == 0 || (n == 1 && slash && strcmp(list[0], slash + 1) == 0))) {
             (void)xs_rm(x->xs, t, dir);
         }

@@ -238,7 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fault = (cfgb >> 3) & 15;
 
     ctrl_ref_known = false;
-    rc = vchan__server_open(&srv, &plat, &scfg);
+    rc = vchan__server_open(&srv, &plat, &scfg, NULL);
     FUZZ_CHECK(rc == 0, "server open: %s", vchan_errname(rc));
     r->page = srv->ctrl;
     edit(r);
@@ -251,7 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         loop_fail(fault_ops[fault & 7], 1 + (fault >> 3), want_fault);
     }
 
-    rc = vchan__client_open(&cli, &plat, &ccfg);
+    rc = vchan__client_open(&cli, &plat, &ccfg, NULL);
     /* Drop the hook and a fault that did not fire: they were for the open only. */
     loop_reset();
     if (rc == 0) {

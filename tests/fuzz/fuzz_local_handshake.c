@@ -504,7 +504,7 @@ static void server_side(struct fuzz_in *in)
     bool hello_ok;
     int fd, rc, answered;
 
-    rc = vchan__server_open(&v, &vchan__platform_local, &cfg);
+    rc = vchan__server_open(&v, &vchan__platform_local, &cfg, NULL);
     FUZZ_CHECK(rc == 0, "server open: %s (%s)", vchan_errname(rc), vchan_last_error(v));
 
     if (how & 1) {

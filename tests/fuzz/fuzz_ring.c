@@ -94,7 +94,7 @@ static int open_server(struct state *s, struct fuzz_in *in, uint8_t cfgb)
     if (((cfgb >> 4) & 7) == 7) {
         start = fuzz_u32(in);
     }
-    rc = vchan__server_open(&s->srv, &loop_platform, &cfg);
+    rc = vchan__server_open(&s->srv, &loop_platform, &cfg, NULL);
     FUZZ_CHECK(rc == 0, "server open: %s", vchan_errname(rc));
     /* Indices start wherever the page says: put them near a wrap before the client attaches. */
     w = s->srv->ctrl;
@@ -113,7 +113,7 @@ static void open_client(struct state *s)
     int rc;
 
     s->peer_opened = true;
-    rc = vchan__client_open(&s->cli, &loop_platform, &cfg);
+    rc = vchan__client_open(&s->cli, &loop_platform, &cfg, NULL);
     if (s->ours_client) {
         FUZZ_CHECK(rc == 0, "client open on a clean page: %s", vchan_errname(rc));
         s->ours = s->cli;

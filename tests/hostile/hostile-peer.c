@@ -466,7 +466,7 @@ static int open_handle(struct vchan **v)
     struct vchan_config cfg = config(errbuf, sizeof(errbuf));
     int rc;
 
-    rc = o.listen ? vchan__server_open(v, plat, &cfg) : vchan__client_open(v, plat, &cfg);
+    rc = o.listen ? vchan__server_open(v, plat, &cfg, NULL) : vchan__client_open(v, plat, &cfg, NULL);
     if (rc) {
         say("open: %s", errbuf[0] ? errbuf : vchan_strerror(rc));
         return 1;

@@ -54,7 +54,7 @@ static bool server_open(struct pair *p, const char *port, size_t read_size, size
                           .write_size = write_size, .nonblocking = nonblocking,
                           .timeout_ms = timeout_ms);
 
-    return RC(vchan__server_open(&p->srv, &loop_platform, &cfg), 0);
+    return RC(vchan__server_open(&p->srv, &loop_platform, &cfg, NULL), 0);
 }
 
 static bool client_open(struct pair *p, const char *port, bool nonblocking, int timeout_ms)
@@ -63,7 +63,7 @@ static bool client_open(struct pair *p, const char *port, bool nonblocking, int 
         VCHAN_CONFIG_INIT(.domain = 0, .port = port, .nonblocking = nonblocking,
                           .timeout_ms = timeout_ms);
 
-    return RC(vchan__client_open(&p->cli, &loop_platform, &cfg), 0);
+    return RC(vchan__client_open(&p->cli, &loop_platform, &cfg, NULL), 0);
 }
 
 /* A connected pair; sizes as the server's read_size/write_size (0: 64 KiB). */

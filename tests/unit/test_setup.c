@@ -95,7 +95,7 @@ static void test_setup_server_page_fields(void)
 
         next_port(port, sizeof(port));
         cfg = server_cfg(port, cases[i].rd, cases[i].wr);
-        if (!RC(vchan__server_open(&srv, &loop_platform, &cfg), 0)) {
+        if (!RC(vchan__server_open(&srv, &loop_platform, &cfg, NULL), 0)) {
             continue;
         }
         w = srv->ctrl;
@@ -137,8 +137,8 @@ static void test_setup_client_connect_fields(void)
     next_port(port, sizeof(port));
     scfg = server_cfg(port, 8192, 4096);
     ccfg = client_cfg(port);
-    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg), 0) ||
-        !RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0)) {
+    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0) ||
+        !RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0)) {
         goto out;
     }
     w = srv->ctrl;
@@ -182,13 +182,13 @@ static void test_setup_client_rejects_bad_orders(void)
         ccfg = client_cfg(port);
         ccfg.errbuf = err;
         ccfg.errbuf_len = sizeof(err);
-        if (!RC(vchan__server_open(&srv, &loop_platform, &scfg), 0)) {
+        if (!RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0)) {
             continue;
         }
         baseline = loop_outstanding();
         srv->ctrl->left_order = (uint16_t)bad[i][0];
         srv->ctrl->right_order = (uint16_t)bad[i][1];
-        if (!RC(vchan__client_open(&cli, &loop_platform, &ccfg), -VCHAN_EPROTO)) {
+        if (!RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), -VCHAN_EPROTO)) {
             printf("  orders (%u, %u)\n", bad[i][0], bad[i][1]);
             vchan_close(cli);
         } else {
@@ -222,7 +222,7 @@ static void test_setup_client_rejects_unmappable_grants(void)
         ccfg = client_cfg(port);
         ccfg.errbuf = err;
         ccfg.errbuf_len = sizeof(err);
-        if (!RC(vchan__server_open(&srv, &loop_platform, &scfg), 0)) {
+        if (!RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0)) {
             continue;
         }
         baseline = loop_outstanding();
@@ -243,7 +243,7 @@ static void test_setup_client_rejects_unmappable_grants(void)
             break;
         }
         }
-        rc = vchan__client_open(&cli, &loop_platform, &ccfg);
+        rc = vchan__client_open(&cli, &loop_platform, &ccfg, NULL);
         CU_ASSERT(rc < 0);
         CU_ASSERT_PTR_NULL(cli);
         CU_ASSERT(err[0] != '\0');
@@ -292,13 +292,13 @@ static void test_setup_orders_and_grants_fetched_once(void)
     next_port(port, sizeof(port));
     scfg = server_cfg(port, 8192, 16384); /* left 2 pages, right 4 */
     ccfg = client_cfg(port);
-    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg), 0)) {
+    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0)) {
         goto out;
     }
     r.page = srv->ctrl;
     memcpy(r.grants, srv->ctrl->grants, 6 * sizeof(uint32_t));
     loop_set_map_hook(refetch_hook, &r);
-    if (!RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0)) {
+    if (!RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0)) {
         goto out;
     }
     loop_set_map_hook(NULL, NULL);
@@ -446,7 +446,7 @@ static void test_setup_ocaml_vchan_server_page(void)
         ccfg.errbuf = err;
         ccfg.errbuf_len = sizeof(err);
         if (!synth_open(&s, port, lo, ro) ||
-            !RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0)) {
+            !RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0)) {
             printf("  layout (%u, %u): %s\n", lo, ro, err);
             goto next;
         }
@@ -522,7 +522,7 @@ static void test_setup_config_validation(void)
     struct vchan_config pcfg = server_cfg("p", 0, 0);
     struct vchan *pserver = NULL;
 
-    RC(vchan__server_open(&pserver, &loop_platform, &pcfg), 0);
+    RC(vchan__server_open(&pserver, &loop_platform, &pcfg, NULL), 0);
     for (size_t i = 0; i < UNIT_ARRAY_LEN(cases); i++) {
         for (int server = 0; server < 2; server++) {
             char err[128] = "untouched";
@@ -532,8 +532,8 @@ static void test_setup_config_validation(void)
                                   .timeout_ms = cases[i].timeout, .errbuf = err,
                                   .errbuf_len = sizeof(err));
             struct vchan *v = (struct vchan *)&cfg;
-            int rc = server ? vchan__server_open(&v, &loop_platform, &cfg)
-                            : vchan__client_open(&v, &loop_platform, &cfg);
+            int rc = server ? vchan__server_open(&v, &loop_platform, &cfg, NULL)
+                            : vchan__client_open(&v, &loop_platform, &cfg, NULL);
 
             if (!RC(rc, -VCHAN_EINVAL) || strstr(err, cases[i].msg) == NULL) {
                 printf("  case %zu (%s): \"%s\"\n", i, server ? "server" : "client", err);
@@ -551,7 +551,7 @@ static void test_setup_config_validation(void)
         struct vchan *v = NULL;
 
         cfg.domain = 32751;
-        RC(vchan__server_open(&v, &loop_platform, &cfg), 0);
+        RC(vchan__server_open(&v, &loop_platform, &cfg, NULL), 0);
         vchan_close(v);
     }
     /* No configuration, nowhere to put the handle. */
@@ -559,13 +559,13 @@ static void test_setup_config_validation(void)
         struct vchan_config cfg = server_cfg("p", 0, 0);
         struct vchan *v = (struct vchan *)&cfg;
 
-        RC(vchan__server_open(&v, &loop_platform, NULL), -VCHAN_EINVAL);
+        RC(vchan__server_open(&v, &loop_platform, NULL, NULL), -VCHAN_EINVAL);
         CU_ASSERT_PTR_NULL(v);
         v = (struct vchan *)&cfg;
-        RC(vchan__client_open(&v, &loop_platform, NULL), -VCHAN_EINVAL);
+        RC(vchan__client_open(&v, &loop_platform, NULL, NULL), -VCHAN_EINVAL);
         CU_ASSERT_PTR_NULL(v);
-        RC(vchan__server_open(NULL, &loop_platform, &cfg), -VCHAN_EINVAL);
-        RC(vchan__client_open(NULL, &loop_platform, &cfg), -VCHAN_EINVAL);
+        RC(vchan__server_open(NULL, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
+        RC(vchan__client_open(NULL, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     }
     vchan_close(pserver);
     all_released();
@@ -581,20 +581,20 @@ static void test_setup_errbuf_truncation(void)
     memset(err, 'x', sizeof(err));
     cfg.errbuf = err;
     cfg.errbuf_len = 5;
-    RC(vchan__server_open(&v, &loop_platform, &cfg), -VCHAN_EINVAL);
+    RC(vchan__server_open(&v, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     CU_ASSERT_STRING_EQUAL(err, "doma");
     UNIT_EQ(err[5], 'x');
     cfg.errbuf_len = 1;
-    RC(vchan__client_open(&v, &loop_platform, &cfg), -VCHAN_EINVAL);
+    RC(vchan__client_open(&v, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     UNIT_EQ(err[0], '\0');
     UNIT_EQ(err[1], 'o');
     err[0] = 'x';
     cfg.errbuf_len = 0;
-    RC(vchan__client_open(&v, &loop_platform, &cfg), -VCHAN_EINVAL);
+    RC(vchan__client_open(&v, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     UNIT_EQ(err[0], 'x');
     cfg.errbuf = NULL;
     cfg.errbuf_len = 100;
-    RC(vchan__server_open(&v, &loop_platform, &cfg), -VCHAN_EINVAL);
+    RC(vchan__server_open(&v, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     all_released();
 }
 
@@ -612,8 +612,8 @@ static void test_setup_config_flags_applied(void)
     scfg.nonblocking = false;
     scfg.timeout_ms = 40;
     ccfg = client_cfg(port);
-    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg), 0) ||
-        !RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0)) {
+    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0) ||
+        !RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0)) {
         goto out;
     }
     t0 = now_ms();
@@ -660,7 +660,7 @@ static void test_setup_server_failures_clean_up(void)
         cfg.errbuf = err;
         cfg.errbuf_len = sizeof(err);
         loop_fail(faults[i].op, faults[i].nth, faults[i].err);
-        if (!RC(vchan__server_open(&srv, &loop_platform, &cfg), want)) {
+        if (!RC(vchan__server_open(&srv, &loop_platform, &cfg, NULL), want)) {
             printf("  fault #%zu\n", i);
             vchan_close(srv);
         }
@@ -670,7 +670,7 @@ static void test_setup_server_failures_clean_up(void)
         /* Nothing was left published. */
         ccfg = client_cfg(port);
         ccfg.timeout_ms = 1;
-        RC(vchan__client_open(&cli, &loop_platform, &ccfg), -VCHAN_ETIMEDOUT);
+        RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), -VCHAN_ETIMEDOUT);
         all_released();
     }
 }
@@ -700,12 +700,12 @@ static void test_setup_client_failures_clean_up(void)
         ccfg = client_cfg(port);
         ccfg.errbuf = err;
         ccfg.errbuf_len = sizeof(err);
-        if (!RC(vchan__server_open(&srv, &loop_platform, &scfg), 0)) {
+        if (!RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0)) {
             continue;
         }
         baseline = loop_outstanding();
         loop_fail(faults[i].op, faults[i].nth, faults[i].err);
-        if (!RC(vchan__client_open(&cli, &loop_platform, &ccfg), want)) {
+        if (!RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), want)) {
             printf("  fault #%zu\n", i);
             vchan_close(cli);
         }
@@ -720,7 +720,7 @@ static void test_setup_client_failures_clean_up(void)
             /* It never touched the page: the next client gets in. */
             UNIT_EQ(srv->ctrl->cli_live, VCHAN__LIVE_WAITING);
             ccfg.errbuf = NULL;
-            RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0);
+            RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0);
             RC(vchan_send(cli, "x", 1), 0);
             vchan_close(cli);
         }
@@ -740,11 +740,11 @@ static void test_setup_port_in_use(void)
     cfg = server_cfg(port, 0, 0);
     cfg.errbuf = err;
     cfg.errbuf_len = sizeof(err);
-    if (!RC(vchan__server_open(&a, &loop_platform, &cfg), 0)) {
+    if (!RC(vchan__server_open(&a, &loop_platform, &cfg, NULL), 0)) {
         goto out;
     }
     baseline = loop_outstanding();
-    RC(vchan__server_open(&b, &loop_platform, &cfg), -VCHAN_EADDRINUSE);
+    RC(vchan__server_open(&b, &loop_platform, &cfg, NULL), -VCHAN_EADDRINUSE);
     CU_ASSERT_PTR_NULL(b);
     CU_ASSERT(err[0] != '\0');
     UNIT_EQ(loop_outstanding(), baseline);
@@ -769,7 +769,7 @@ static void *late_client_thread(void *arg)
     struct vchan_config cfg = client_cfg(c->port);
 
     cfg.timeout_ms = 5000;
-    c->rc = vchan__client_open(&c->v, &loop_platform, &cfg);
+    c->rc = vchan__client_open(&c->v, &loop_platform, &cfg, NULL);
     return NULL;
 }
 
@@ -787,7 +787,7 @@ static void test_setup_client_waits_for_server(void)
     pthread_create(&t, NULL, late_client_thread, &c);
     nanosleep(&pause, NULL);
     scfg = server_cfg(port, 0, 0);
-    RC(vchan__server_open(&srv, &loop_platform, &scfg), 0);
+    RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0);
     pthread_join(t, NULL);
     if (RC(c.rc, 0)) {
         uint8_t b = 0;
@@ -813,7 +813,7 @@ static void test_setup_client_lookup_timeout(void)
     cfg.errbuf = err;
     cfg.errbuf_len = sizeof(err);
     t0 = now_ms();
-    RC(vchan__client_open(&cli, &loop_platform, &cfg), -VCHAN_ETIMEDOUT);
+    RC(vchan__client_open(&cli, &loop_platform, &cfg, NULL), -VCHAN_ETIMEDOUT);
     dt = now_ms() - t0;
     CU_ASSERT(dt >= 55 && dt < 2000);
     CU_ASSERT_PTR_NULL(cli);
@@ -832,8 +832,8 @@ static void test_setup_close_server_side(void)
     next_port(port, sizeof(port));
     scfg = server_cfg(port, 4096, 4096);
     ccfg = client_cfg(port);
-    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg), 0) ||
-        !RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0)) {
+    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0) ||
+        !RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0)) {
         goto out;
     }
     loop_events_take(cli);
@@ -845,7 +845,7 @@ static void test_setup_close_server_side(void)
     UNIT_EQ(loop_events_take(cli), 1);
     UNIT_EQ(vchan_is_open(cli), VCHAN_STATE_CLOSED);
     ccfg.timeout_ms = 1;
-    RC(vchan__client_open(&again, &loop_platform, &ccfg), -VCHAN_ETIMEDOUT);
+    RC(vchan__client_open(&again, &loop_platform, &ccfg, NULL), -VCHAN_ETIMEDOUT);
 out:
     vchan_close(cli);
     vchan_close(srv);
@@ -861,8 +861,8 @@ static void test_setup_close_client_side(void)
     next_port(port, sizeof(port));
     scfg = server_cfg(port, 1, 1);
     ccfg = client_cfg(port);
-    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg), 0) ||
-        !RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0)) {
+    if (!RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0) ||
+        !RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0)) {
         goto out;
     }
     loop_events_take(srv);
@@ -888,7 +888,7 @@ static void test_setup_close_unconnected_server(void)
 
     next_port(port, sizeof(port));
     cfg = server_cfg(port, MIB, MIB);
-    RC(vchan__server_open(&srv, &loop_platform, &cfg), 0);
+    RC(vchan__server_open(&srv, &loop_platform, &cfg, NULL), 0);
     vchan_close(srv);
     all_released();
 }
@@ -904,8 +904,8 @@ static void test_setup_unmap_notify_on_own_live_byte(void)
         next_port(port, sizeof(port));
         scfg = server_cfg(port, 0, 0);
         ccfg = client_cfg(port);
-        if (RC(vchan__server_open(&srv, &loop_platform, &scfg), 0) &&
-            RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0)) {
+        if (RC(vchan__server_open(&srv, &loop_platform, &scfg, NULL), 0) &&
+            RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0)) {
             loop_events_take(crash_server ? cli : srv);
             loop_crash(crash_server ? srv : cli);
             UNIT_EQ(srv->ctrl->srv_live, crash_server ? 0 : 1);
@@ -937,18 +937,18 @@ static void test_setup_config_versioned(void)
     cfg.errbuf = err;
     cfg.errbuf_len = sizeof(err);
     err[0] = '\0';
-    RC(vchan__server_open(&srv, &loop_platform, &cfg), -VCHAN_EINVAL);
+    RC(vchan__server_open(&srv, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     CU_ASSERT_STRING_EQUAL(err, "struct vchan_config not initialised: use VCHAN_CONFIG_INIT");
     CU_ASSERT_PTR_NULL(srv);
     err[0] = '\0';
-    RC(vchan__client_open(&cli, &loop_platform, &cfg), -VCHAN_EINVAL);
+    RC(vchan__client_open(&cli, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "VCHAN_CONFIG_INIT"));
     /* Too small, or garbage: refused, and the rest of the struct is not trusted. */
     strcpy(err, "untouched");
     cfg.struct_size = sizeof(cfg) - 1;
-    RC(vchan__server_open(&srv, &loop_platform, &cfg), -VCHAN_EINVAL);
+    RC(vchan__server_open(&srv, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     cfg.struct_size = (size_t)-1;
-    RC(vchan__server_open(&srv, &loop_platform, &cfg), -VCHAN_EINVAL);
+    RC(vchan__server_open(&srv, &loop_platform, &cfg, NULL), -VCHAN_EINVAL);
     CU_ASSERT_STRING_EQUAL(err, "untouched");
     /* vchan_config_init: the same as VCHAN_CONFIG_INIT(). */
     memset(&cfg, 0xa5, sizeof(cfg));
@@ -966,8 +966,8 @@ static void test_setup_config_versioned(void)
     big.cfg.errbuf = err;
     big.cfg.errbuf_len = sizeof(err);
     ccfg = client_cfg(port);
-    if (RC(vchan__server_open(&srv, &loop_platform, &big.cfg), 0)) {
-        RC(vchan__client_open(&cli, &loop_platform, &ccfg), 0);
+    if (RC(vchan__server_open(&srv, &loop_platform, &big.cfg, NULL), 0)) {
+        RC(vchan__client_open(&cli, &loop_platform, &ccfg, NULL), 0);
     }
     vchan_close(cli);
     vchan_close(srv);
@@ -975,7 +975,7 @@ static void test_setup_config_versioned(void)
     /* ... but one it set cannot be honoured: refused. */
     big.newer[sizeof(big.newer) - 1] = 1;
     err[0] = '\0';
-    RC(vchan__server_open(&srv, &loop_platform, &big.cfg), -VCHAN_EINVAL);
+    RC(vchan__server_open(&srv, &loop_platform, &big.cfg, NULL), -VCHAN_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "newer vchan.h"));
     CU_ASSERT_PTR_NULL(srv);
     all_released();

@@ -58,7 +58,7 @@ static int server_open(struct vchan **s, const char *port, size_t rd, size_t wr)
     c.read_size = rd;
     c.write_size = wr;
     fake_xen_set_domid(SRV);
-    return vchan__server_open(s, &vchan__platform_xen, &c);
+    return vchan__server_open(s, &vchan__platform_xen, &c, NULL);
 }
 
 static int client_open(struct vchan **c, const char *port, int timeout_ms)
@@ -66,7 +66,7 @@ static int client_open(struct vchan **c, const char *port, int timeout_ms)
     struct vchan_config k = cfg(SRV, port, timeout_ms);
 
     fake_xen_set_domid(CLI);
-    return vchan__client_open(c, &vchan__platform_xen, &k);
+    return vchan__client_open(c, &vchan__platform_xen, &k, NULL);
 }
 
 /* A decimal value > 0 at path. */
@@ -360,7 +360,7 @@ static void test_xen_platform_client_domain_missing(void)
 
     world();
     fake_xen_set_domid(SRV);
-    UNIT_EQ_NAMED(vchan__server_open(&s, &vchan__platform_xen, &c), -VCHAN_ENOENT,
+    UNIT_EQ_NAMED(vchan__server_open(&s, &vchan__platform_xen, &c, NULL), -VCHAN_ENOENT,
                   vchan_errname);
     CU_ASSERT(!fake_xen_store_exists("/local/domain/1/data/vchan/42"));
     all_released();
@@ -403,7 +403,7 @@ static void test_xen_platform_publish_quota(void)
     fake_xen_fail_starts(1000000, ENOSPC);
     fake_xen_set_domid(SRV);
     t0 = now_ms();
-    UNIT_EQ_NAMED(vchan__server_open(&s, &vchan__platform_xen, &k), -VCHAN_EIO, vchan_errname);
+    UNIT_EQ_NAMED(vchan__server_open(&s, &vchan__platform_xen, &k, NULL), -VCHAN_EIO, vchan_errname);
     CU_ASSERT(now_ms() - t0 >= 4000);
     CU_ASSERT_PTR_NULL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "quota"));

@@ -1264,6 +1264,38 @@ step_compat_proxy_xv() {
         "$XT_XP client 0 $S0/compat-ps-srv-xv-d2u --timeout $XT_W"
 }
 
+# A path outside data/vchan, as libxl gives vchan-socket-proxy for a
+# stubdomain's QMP server (/local/domain/<dm>/device-model/<guest>/
+# qmp-vchan): dom0 makes the device-model directory the domU's, as libxl
+# makes it the stubdomain's; a server in the domU publishes there and
+# dom0's proxy (libxl runs it so: client, domain, path) receives 16 MiB.
+# Ours serving, Xen's libxenvchan serving to our proxy, and ours serving
+# Xen's proxy.
+step_compat_dm_path() {
+    _dm=/local/domain/$XT_DOMU/device-model/0
+    _r64="--read-min 64K --write-min 64K --timeout $XT_W"
+    if dom0; then
+        xenstore-write "$_dm/state" running && xenstore-chmod "$_dm" "n$XT_DOMU" ||
+            vx_fail "compat-dm: cannot make $_dm the domU's"
+    fi
+    xt_transfer compat-dm-ours "$XT_MID" domu domu \
+        "timeout \$XT_STEP vchan-compat xenvchan-peer server 0 $_dm/qmp-ours $_r64" \
+        "$XT_PROXY $XT_PEER $_dm/qmp-ours - $XT_HOLD" "$_dm/qmp-ours"
+    xt_transfer compat-dm-xen-srv "$XT_MID" domu domu \
+        "$XT_XP server 0 $_dm/qmp-xen $_r64" \
+        "$XT_PROXY $XT_PEER $_dm/qmp-xen - $XT_HOLD" "$_dm/qmp-xen"
+    xt_transfer compat-dm-xen-cli "$XT_MID" domu domu \
+        "timeout \$XT_STEP vchan-compat xenvchan-peer server 0 $_dm/qmp-xcli $_r64" \
+        "timeout \$XT_STEP vchan-socket-proxy $XT_PEER $_dm/qmp-xcli - $XT_HOLD" "$_dm/qmp-xcli"
+    if dom0 && xt_want compat-dm-ours; then
+        if xenstore-exists "$_dm/qmp-ours" || ! xenstore-exists "$_dm/state"; then
+            vx_fail "compat-dm: after the servers closed, $_dm holds $(xenstore-ls "$_dm" 2>&1 | tr '\n' ' ')"
+        else
+            vx_pass "compat-dm: the servers removed their paths and left the directory"
+        fi
+    fi
+}
+
 # The hostile peer (a domU client rewriting the shared page at random)
 # against the proxy serving in dom0 over the drop-in: the proxy must end
 # (any exit status but a signal or its time limit) within 5 s of the
@@ -1391,6 +1423,7 @@ step_debug_flow
 step_debug_corrupt
 step_debug_list
 step_compat_proxy
+step_compat_dm_path
 step_compat_hostile
 step_compat_xv
 step_compat_qubes
