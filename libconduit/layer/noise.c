@@ -486,6 +486,20 @@ static int fail(struct conduit__noise_hs *hs, int rc)
     return rc;
 }
 
+int conduit__noise_hs_make_ephemeral(struct conduit__noise_hs *hs)
+{
+    int rc;
+
+    if (!hs->pattern || hs->failed || hs->has_e || hs->fixed_e) {
+        return -CONDUIT__NOISE_ESTATE;
+    }
+    if ((rc = conduit__noise_keypair(hs->e, hs->e_pub)) < 0) {
+        return fail(hs, rc);
+    }
+    hs->ready_e = true;
+    return 0;
+}
+
 /* The DH of a token, from this side's point of view. */
 static int token_dh(struct conduit__noise_hs *hs, enum token t)
 {
@@ -539,7 +553,9 @@ int conduit__noise_hs_write(struct conduit__noise_hs *hs, const uint8_t *payload
             if (used + CONDUIT__NOISE_DHLEN > outcap) {
                 return fail(hs, -CONDUIT__NOISE_ESHORT);
             }
-            if (hs->fixed_e) {
+            if (hs->ready_e) {
+                rc = 0;
+            } else if (hs->fixed_e) {
                 rc = conduit__noise_pubkey(hs->e, hs->e_pub);
             } else {
                 rc = conduit__noise_keypair(hs->e, hs->e_pub);

@@ -71,6 +71,7 @@ struct conduit__noise_hs {
     uint8_t rs[CONDUIT__NOISE_DHLEN], re[CONDUIT__NOISE_DHLEN];
     bool has_s, has_e, has_rs, has_re;
     bool fixed_e; /* e was given (test vectors), not generated */
+    bool ready_e; /* e and e_pub were made ahead of their token */
     bool failed;  /* an error wiped the state: every later call fails */
 };
 
@@ -87,6 +88,13 @@ int conduit__noise_hs_init(struct conduit__noise_hs *hs, const char *protocol, b
 /* Use this ephemeral private key instead of a random one (test vectors only). */
 void conduit__noise_hs_set_ephemeral(struct conduit__noise_hs *hs,
                                      const uint8_t e[CONDUIT__NOISE_DHLEN]);
+/*
+ * Make the ephemeral key pair now instead of when the "e" token is written:
+ * a responder does it while the initiator's first message is on its way, so
+ * the X25519 base multiplication is off the handshake's critical path. The
+ * pair is as fresh as one made later (one per handshake); an error wipes.
+ */
+int conduit__noise_hs_make_ephemeral(struct conduit__noise_hs *hs);
 
 /* True while handshake messages remain; my_turn: the next one is ours to write. */
 bool conduit__noise_hs_active(const struct conduit__noise_hs *hs);

@@ -682,6 +682,10 @@ static int new_layer(struct conduit__err *e, const struct sodium_keys *keys, boo
     }
     rc = conduit__noise_hs_init(&t->hs, PROTOCOL, initiator, (const uint8_t *)PROLOGUE,
                                 strlen(PROLOGUE), t->keys.s, NULL);
+    /* The responder's ephemeral key, made while the initiator makes and sends its own. */
+    if (rc == 0 && !initiator) {
+        rc = conduit__noise_hs_make_ephemeral(&t->hs);
+    }
     if (rc < 0) {
         wipe_state(t);
         free(t);

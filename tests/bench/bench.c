@@ -13,7 +13,11 @@
  *   - round-trip latency of a 64-byte ping-pong, back to back (the peer is
  *     active: spinning waits pay off) and with an idle gap before each ping
  *     (-g; both sides have gone to sleep: the wake-up path is measured);
- *   - CPU time of each side (getrusage), as % of the wall time of the test.
+ *   - CPU time of each side (getrusage), as % of the wall time of the test;
+ *   - for libconduit over vchan (plain, TLS, sodium): the handshake, from the
+ *     call to conduit_connect to the first byte the server sends after its
+ *     accept (-H connects per pass, each to a listener that is ready),
+ *     median and p99, and the CPU each side spends per connection.
  * Contenders: vchan on the local platform at three ring sizes, a naive
  * shared-memory ring (below: a few dozen lines, no Xen layout) and its tuned
  * variant (cached indices: the best a ring does here), pipe, UNIX
@@ -30,7 +34,7 @@
  * condition.
  *
  *   bench [-r passes] [-t sec] [-l sec] [-g gap_us] [-f filter[|filter...]] [-u] [-q]
- *         [-w wait_s] [-W max_%] [-n nice] [-c two|one|hog]
+ *         [-w wait_s] [-W max_%] [-n nice] [-c two|one|hog] [-H connects]
  *
  * See docs/performance.md for the method and what limits each figure.
  */
@@ -96,7 +100,8 @@ static struct {
     int nice;                       /* the children's nice value (negative: root only) */
     size_t read_size;               /* the receiver's buffer; 0: the write size */
     const char *cond;               /* -c: two (CPUs 0 and 1), one (both on CPU 0), hog */
-} opt = {3, 0.4, 0.3, 0.4, 300, NULL, true, false, 0, 25, 0, 64 * KIB, "two"};
+    unsigned connects;              /* -H: handshakes per pass and contender; 0: none */
+} opt = {3, 0.4, 0.3, 0.4, 300, NULL, true, false, 0, 25, 0, 64 * KIB, "two", 200};
 
 /* ------------------------------------------------------------ clocks */
 
@@ -260,6 +265,7 @@ struct results {
     uint64_t sent, received;
     struct cks cks;
     char cipher[64]; /* TLS: what the handshake chose */
+    unsigned hs_ready; /* handshake test: connect number hs_ready - 1 may start */
     uint32_t nsamples;
     uint32_t samples[MAX_SAMPLES];
 };
@@ -751,6 +757,18 @@ static void pair_free(struct pair *p)
     }
 }
 
+/* libconduit's options for either side of p: TLS gets its certificate and CA. */
+static void conduit_opts(const struct pair *p, struct conduit_options *o, char *err, size_t len)
+{
+    *o = (struct conduit_options)CONDUIT_OPTIONS_INIT(.timeout_ms = 30000, .errbuf = err,
+                                                      .errbuf_len = len);
+    if (!strncmp(p->c->scheme, "tls", 3)) {
+        o->cert = cert_file; /* the server's own */
+        o->key = key_file;
+        o->ca = cert_file; /* what the client trusts */
+    }
+}
+
 /* In child A (side 0) or B (side 1): make this side's endpoint. */
 static void ep_open(struct ep *e, const struct pair *p, int side)
 {
@@ -816,15 +834,11 @@ static void ep_open(struct ep *e, const struct pair *p, int side)
     }
     case K_CONDUIT: {
         char err[256] = "";
-        struct conduit_options o = CONDUIT_OPTIONS_INIT(.timeout_ms = 30000, .errbuf = err, .errbuf_len = sizeof(err));
+        struct conduit_options o;
         uint64_t until = now_ns() + 10000000000ull;
         int rc;
 
-        if (!strncmp(p->c->scheme, "tls", 3)) {
-            o.cert = cert_file; /* the server's own */
-            o.key = key_file;
-            o.ca = cert_file; /* what the client trusts */
-        }
+        conduit_opts(p, &o, err, sizeof(err));
         if (side) {
             struct conduit_listener *l = NULL;
 
@@ -1052,7 +1066,7 @@ static void start_hogs(void)
     }
 }
 
-enum test { T_TPUT, T_RTT, T_RTT_IDLE, T_IDLE_CPU };
+enum test { T_TPUT, T_RTT, T_RTT_IDLE, T_IDLE_CPU, T_HANDSHAKE };
 
 struct job {
     enum test test;
@@ -1202,6 +1216,84 @@ static void role_idle_b(struct ep *e, const struct pair *p)
     R->cpu_b = cpu_self_s() - c0;
 }
 
+/*
+ * Handshake, A's side: opt.connects times, connect, read the server's byte,
+ * close. Only connect..first byte is timed, and each connect waits (untimed)
+ * until B has published its listener again, so no connect ever meets an
+ * empty path and backs off. CPU: what connect..close cost, summed.
+ */
+static void role_hs_client(const struct pair *p)
+{
+    char err[256] = "";
+    struct conduit_options o;
+    double cpu = 0;
+    uint32_t n = 0;
+
+    conduit_opts(p, &o, err, sizeof(err));
+    start_barrier();
+    for (unsigned i = 0; i < opt.connects && n < MAX_SAMPLES; i++) {
+        struct conduit *c = NULL;
+        uint64_t t0, t1;
+        uint8_t b;
+        size_t got = 0;
+        double c0;
+        int rc;
+
+        while (__atomic_load_n(&R->hs_ready, __ATOMIC_ACQUIRE) < i + 1) {
+            if (__atomic_load_n(&R->failed, __ATOMIC_ACQUIRE)) {
+                _exit(1);
+            }
+            sleep_us(20);
+        }
+        c0 = cpu_self_s();
+        t0 = now_ns();
+        if ((rc = conduit_connect(&c, p->connect_uri, &o)) ||
+            (rc = conduit_read(c, &b, 1, &got)) || got != 1) {
+            fail("handshake %u: %s: %s", i, conduit_strerror(rc), c ? conduit_last_error(c) : err);
+        }
+        t1 = now_ns();
+        conduit_close(c);
+        cpu += cpu_self_s() - c0;
+        R->samples[n++] = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
+    }
+    R->nsamples = n;
+    R->cpu_a = cpu;
+}
+
+/* B's side: one listener; accept, send a byte, read until the client has gone, close. */
+static void role_hs_server(const struct pair *p)
+{
+    struct conduit_listener *l = NULL;
+    char err[256] = "";
+    struct conduit_options o;
+    double c0;
+    int rc;
+
+    conduit_opts(p, &o, err, sizeof(err));
+    if ((rc = conduit_listen(&l, p->listen_uri, &o))) {
+        fail("conduit %s: %s: %s", p->listen_uri, conduit_strerror(rc), err);
+    }
+    __atomic_store_n(&R->hs_ready, 1, __ATOMIC_RELEASE);
+    start_barrier();
+    c0 = cpu_self_s();
+    for (unsigned i = 0; i < opt.connects; i++) {
+        struct conduit *c = NULL;
+        uint8_t b = 1;
+        size_t n = 0;
+
+        if ((rc = conduit_accept(l, &c)) || (rc = conduit_write(c, &b, 1, &n)) || n != 1) {
+            fail("handshake %u (server): %s: %s", i, conduit_strerror(rc),
+                 c ? conduit_last_error(c) : conduit_listener_last_error(l));
+        }
+        while (conduit_read(c, &b, 1, &n) == 0 && n > 0) {
+        }
+        conduit_close(c); /* a vchan://D/P listener publishes its path again here */
+        __atomic_store_n(&R->hs_ready, i + 2, __ATOMIC_RELEASE);
+    }
+    R->cpu_b = cpu_self_s() - c0;
+    conduit_listener_close(l);
+}
+
 static void run_side(const struct pair *p, int side, const struct job *j)
 {
     struct ep e;
@@ -1209,6 +1301,10 @@ static void run_side(const struct pair *p, int side, const struct job *j)
     signal(SIGPIPE, SIG_IGN);
     alarm(CHILD_ALARM_S);
     pin_to(side);
+    if (j->test == T_HANDSHAKE) {
+        side ? role_hs_server(p) : role_hs_client(p);
+        _exit(0);
+    }
     ep_open(&e, p, side);
     switch (j->test) {
     case T_TPUT:
@@ -1220,6 +1316,8 @@ static void run_side(const struct pair *p, int side, const struct job *j)
         break;
     case T_IDLE_CPU:
         side ? role_idle_b(&e, p) : role_idle_a(&e, p);
+        break;
+    case T_HANDSHAKE:
         break;
     }
     if (e.kind == K_VCHAN && e.v) {
@@ -1319,6 +1417,8 @@ struct cell {
     int n;
 };
 static struct cell cells[NCONT][NCOLS], cpu_a[NCONT][3], cpu_b[NCONT][3], other[NCONT];
+/* The handshake test: median and p99 (us), CPU per connection of each side (us). */
+static struct cell hs_med[NCONT], hs_p99[NCONT], hs_cpu_a[NCONT], hs_cpu_b[NCONT];
 static struct cell idle_cpu;
 static int nfailed;
 
@@ -1474,6 +1574,39 @@ static void run_rtt(size_t ci, bool idle)
          idle ? " after idle gap" : "               ", med, p99, R->nsamples);
 }
 
+/* The handshake is measured for libconduit over vchan: plain, TLS and sodium. */
+static bool has_hs_test(const struct contender *c)
+{
+    return opt.connects > 0 && c->kind == K_CONDUIT && strstr(c->scheme, "vchan");
+}
+
+static void run_handshake(size_t ci)
+{
+    const struct contender *c = &contenders[ci];
+    struct job j = {T_HANDSHAKE, 1};
+    struct pair p;
+    double med, p99;
+
+    wait_quiet();
+    if (pair_make(&p, c) < 0 || !run_pair(&p, &j) || R->nsamples == 0) {
+        printf("  %-26s handshake FAILED: %s\n", c->name, R->msg);
+        nfailed++;
+        pair_free(&p);
+        return;
+    }
+    pair_free(&p);
+    qsort(R->samples, R->nsamples, sizeof(R->samples[0]), cmp_u32);
+    med = R->samples[R->nsamples / 2] / 1e3;
+    p99 = R->samples[(size_t)(R->nsamples * 0.99)] / 1e3;
+    put(&hs_med[ci], med);
+    put(&hs_p99[ci], p99);
+    put(&hs_cpu_a[ci], R->cpu_a / R->nsamples * 1e6);
+    put(&hs_cpu_b[ci], R->cpu_b / R->nsamples * 1e6);
+    note("  %-26s handshake  median %8.1f us  p99 %8.1f us  cpu A %.0f B %.0f us  n=%u\n",
+         c->name, med, p99, R->cpu_a / R->nsamples * 1e6, R->cpu_b / R->nsamples * 1e6,
+         R->nsamples);
+}
+
 static void run_idle_cpu(size_t ci)
 {
     struct job j = {T_IDLE_CPU, 1};
@@ -1601,27 +1734,74 @@ static void print_table(void)
         }
         printf("| %-26s | %13s | %13s | %13s |\n", contenders[ci].name, col[0], col[1], col[2]);
     }
+
+    if (opt.connects == 0) {
+        return;
+    }
+    printf("\nHandshake: conduit_connect to the first byte the server sends after its accept,"
+           " %u connects\nper pass (medians over the passes of each pass's median and p99), and"
+           " the CPU each side\nspends per connection (A: connect to close; B: accept, send,"
+           " close and listen again):\n\n",
+           opt.connects);
+    printf("| %-26s | %11s | %11s | %16s |\n", "contender", "median us", "p99 us",
+           "CPU us A/B");
+    printf("|----------------------------|------------:|------------:|-----------------:|\n");
+    for (size_t ci = 0; ci < NCONT; ci++) {
+        char med[24], p99[24], cpu[48];
+
+        if (!selected(&contenders[ci]) || !has_hs_test(&contenders[ci])) {
+            continue;
+        }
+        fmt_cell(med, sizeof(med), median(&hs_med[ci]), 0, false);
+        fmt_cell(p99, sizeof(p99), median(&hs_p99[ci]), 0, false);
+        snprintf(cpu, sizeof(cpu), "%.0f/%.0f", median(&hs_cpu_a[ci]), median(&hs_cpu_b[ci]));
+        printf("| %-26s | %11s | %11s | %16s |\n", contenders[ci].name, med, p99,
+               hs_cpu_a[ci].n ? cpu : "-");
+    }
+}
+
+/* Targets met and counted. */
+struct tally {
+    int met, total;
+};
+
+static void target(struct tally *t, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void target(struct tally *t, bool ok, const char *fmt, ...)
+{
+    va_list ap;
+
+    t->total++;
+    t->met += ok;
+    printf("  %-4s ", ok ? "met" : "MISS");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
+
+/* The row of a contender by name; NCONT if there is none. */
+static size_t row_of(const char *name)
+{
+    size_t ci = 0;
+
+    while (ci < NCONT && strcmp(contenders[ci].name, name)) {
+        ci++;
+    }
+    return ci;
 }
 
 /* The issue's targets for vchan (default 64 KiB ring), from this run's medians. */
 static void print_targets(void)
 {
     const size_t v = MAIN_VCHAN;
-    int met = 0, total = 0;
+    struct tally t = {0, 0};
 
     if (!selected(&contenders[v]) || !selected(&contenders[REF_UNIX])) {
         return;
     }
     printf("\nTargets (%s, this run, CPUs: %s):\n", contenders[v].name, opt.cond);
-#define TARGET(ok, ...)                          \
-    do {                                         \
-        bool ok_ = (ok);                         \
-        total++;                                 \
-        met += ok_;                              \
-        printf("  %-4s ", ok_ ? "met" : "MISS"); \
-        printf(__VA_ARGS__);                     \
-        printf("\n");                            \
-    } while (0)
     static const double want_two[3] = {20, 8, 3}, want_busy[3] = {0, 1, 1};
     const double *want = strcmp(opt.cond, "two") == 0 ? want_two : want_busy;
     for (int wi = 0; wi < 3; wi++) {
@@ -1633,32 +1813,31 @@ static void print_targets(void)
             continue;
         }
         double r = median(&cells[v][C_TPUT64 + wi]) / median(&cells[REF_UNIX][C_TPUT64 + wi]);
-        TARGET(r >= want[wi], "throughput at %zu B writes: %.1fx the UNIX socket (want >= %.0fx)",
+        target(&t, r >= want[wi], "throughput at %zu B writes: %.1fx the UNIX socket (want >= %.0fx)",
                wsizes[wi], r, want[wi]);
     }
     if (selected(&contenders[REF_NRING])) {
         double r = median(&cells[v][C_TPUT4K]) / median(&cells[REF_NRING][C_TPUT4K]);
-        TARGET(r >= 0.8, "throughput at 4 KiB writes: %.1f%% of the naive ring (want >= 80%%)",
+        target(&t, r >= 0.8, "throughput at 4 KiB writes: %.1f%% of the naive ring (want >= 80%%)",
                r * 100);
     }
     {
         double m = median(&cells[v][C_RTT_MED]);
         if (want == want_two) {
-            TARGET(m <= 2.0, "round trip, peer active: median %.2f us (want <= 2 us)", m);
+            target(&t, m <= 2.0, "round trip, peer active: median %.2f us (want <= 2 us)", m);
         } else {
             double u = median(&cells[REF_UNIX][C_RTT_MED]);
-            TARGET(m <= u, "round trip, peer active: median %.2f us, UNIX socket %.2f us (want <=)",
+            target(&t, m <= u, "round trip, peer active: median %.2f us, UNIX socket %.2f us (want <=)",
                    m, u);
         }
         m = median(&cells[v][C_IDLE_MED]);
         double u = median(&cells[REF_UNIX][C_IDLE_MED]);
-        TARGET(m <= u, "round trip, peer asleep: median %.1f us, UNIX socket %.1f us (want <=)", m,
+        target(&t, m <= u, "round trip, peer asleep: median %.1f us, UNIX socket %.1f us (want <=)", m,
                u);
         m = median(&idle_cpu);
-        TARGET(m < 2000, "idle channel: blocked reader used %.0f us of CPU in 1 s (want ~0)", m);
+        target(&t, m < 2000, "idle channel: blocked reader used %.0f us of CPU in 1 s (want ~0)", m);
     }
-    printf("  %d of %d met\n", met, total);
-#undef TARGET
+    printf("  %d of %d met\n", t.met, t.total);
     if (selected(&contenders[REF_TRING])) {
         /* The ratio targets against what the best ring reaches on this machine. */
         printf("  for scale, the tuned ring (no Xen layout: each control word on its own line):");
@@ -1689,6 +1868,32 @@ static void print_targets(void)
         printf("  %-24s vs %-24s 64 B %.2f  4 KiB %.2f  64 KiB %.2f  rtt %.2f\n", c->name,
                contenders[c->raw].name, r[0], r[1], r[2], l);
     }
+}
+
+/* Issue 14's targets for the sodium layer over vchan, from this run's medians. */
+static void print_sodium_targets(void)
+{
+    size_t sv = row_of("conduit sodium+vchan"), tv = row_of("conduit tls+vchan");
+    struct tally t = {0, 0};
+    double s64, t64, hs;
+
+    if (sv == NCONT || !selected(&contenders[sv])) {
+        return;
+    }
+    s64 = median(&cells[sv][C_TPUT64K]);
+    printf("\nTargets (%s, this run):\n", contenders[sv].name);
+    target(&t, s64 >= 1000, "throughput at 64 KiB writes: %.0f MB/s (want >= 1000)", s64);
+    if (tv < NCONT && selected(&contenders[tv])) {
+        t64 = median(&cells[tv][C_TPUT64K]);
+        target(&t, s64 >= 0.8 * t64, "throughput at 64 KiB writes: %.0f%% of %s's %.0f MB/s (want >= 80%%)",
+               100 * s64 / t64, contenders[tv].name, t64);
+    }
+    if (opt.connects > 0) {
+        hs = median(&hs_med[sv]);
+        target(&t, hs < 1000, "handshake, connect to first byte: median %.0f us (want < 1000 us)",
+               hs);
+    }
+    printf("  %d of %d met\n", t.met, t.total);
 }
 
 static void print_env(int argc, char **argv)
@@ -1736,7 +1941,7 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [-r passes] [-t tput_sec] [-l rtt_sec] [-g idle_gap_us] [-f name_filter]"
-            " [-u] [-q]\n"
+            " [-u] [-q] [-H connects]\n"
             "  -u  do not pin the two sides to CPUs 0 and 1\n"
             "  -q  print only the tables (not every test as it runs)\n"
             "  -w  before each test, wait up to this many seconds until others use less\n"
@@ -1745,7 +1950,8 @@ static void usage(const char *argv0)
             "  -b  the receiver's read size in bytes (default 65536; 0: the write size)\n"
             "  -c  CPUs: two (default: sides on CPUs 0 and 1), one (both on CPU 0),\n"
             "      hog (CPUs 0 and 1 and a busy process on every CPU)\n"
-            "  -f  run only the contenders whose name contains the string (several: a|b)\n",
+            "  -f  run only the contenders whose name contains the string (several: a|b)\n"
+            "  -H  handshakes per pass for libconduit over vchan (default 200; 0: none)\n",
             argv0);
 }
 
@@ -1753,7 +1959,7 @@ int main(int argc, char **argv)
 {
     int c;
 
-    while ((c = getopt(argc, argv, "r:t:l:g:f:uqw:W:n:b:c:h")) != -1) {
+    while ((c = getopt(argc, argv, "r:t:l:g:f:uqw:W:n:b:c:H:h")) != -1) {
         switch (c) {
         case 'r':
             opt.passes = (int)strtol(optarg, NULL, 10);
@@ -1791,6 +1997,9 @@ int main(int argc, char **argv)
         case 'c':
             opt.cond = optarg;
             break;
+        case 'H':
+            opt.connects = (unsigned)strtoul(optarg, NULL, 10);
+            break;
         case 'h':
             usage(argv[0]);
             return 0;
@@ -1800,7 +2009,7 @@ int main(int argc, char **argv)
         }
     }
     if (opt.passes < 1 || opt.passes > MAX_PASSES || opt.tput_s <= 0 || opt.lat_s <= 0 ||
-        opt.read_size > 16 * 1024 * KIB ||
+        opt.read_size > 16 * 1024 * KIB || opt.connects > MAX_SAMPLES ||
         (strcmp(opt.cond, "two") && strcmp(opt.cond, "one") && strcmp(opt.cond, "hog"))) {
         usage(argv[0]);
         return 2;
@@ -1859,10 +2068,17 @@ int main(int argc, char **argv)
         if (selected(&contenders[MAIN_VCHAN])) {
             run_idle_cpu(MAIN_VCHAN);
         }
+        for (size_t k = 0; k < NCONT; k++) {
+            size_t ci = (k + (size_t)pass) % NCONT;
+            if (selected(&contenders[ci]) && has_hs_test(&contenders[ci])) {
+                run_handshake(ci);
+            }
+        }
     }
     printf("\nTLS cipher: %s\n", tls_cipher);
     print_table();
     print_targets();
+    print_sodium_targets();
     unlink(cert_file);
     unlink(key_file);
     unlink(sodium_key[0]);
