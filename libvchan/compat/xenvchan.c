@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,6 +507,38 @@ XV_EXPORT int libxenvchan_write(struct libxenvchan *ctrl, const void *data, size
 }
 
 /*
+ * A server waiting for its client: sleep on the descriptor until the client
+ * has connected, and leave its event pending. A client that writes at once
+ * after connecting may have its data's event merged with the connect's;
+ * were that consumed here, a caller that waits in a loop on is_open and
+ * then select()s on the descriptor before reading (Debian's
+ * vchan-socket-proxy serving) would sleep beside a ring holding data, and
+ * the client beside a full ring. What wakes us before the client is there
+ * (the local platform's handshake steps, a xenstore watch) is consumed.
+ */
+static int await_client(struct xv *x)
+{
+    for (;;) {
+        struct pollfd p = {.fd = vchan_fd(x->v), .events = POLLIN};
+        int rc;
+
+        if (p.fd < 0) {
+            return fail(p.fd);
+        }
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+            return fail(VCHAN_EIO);
+        }
+        if (vchan_is_open(x->v) != VCHAN_STATE_WAITING) {
+            return 0; /* connected (or gone): the event stays for the caller */
+        }
+        /* Something else woke us (a xenstore watch): consume it, then sleep again. */
+        if ((rc = vchan_poll(x->v, 0)) < 0) {
+            return fail(rc);
+        }
+    }
+}
+
+/*
  * libxenvchan's wait blocks until the next event. Its peer signals a read
  * only when asked, and a writer asks only when its data did not fit, so a
  * caller that writes what fits and then waits for the peer to take it (as
@@ -528,6 +561,9 @@ XV_EXPORT int libxenvchan_wait(struct libxenvchan *ctrl)
         space == vchan_write_ring_size(x->v)) {
         x->unseen_write = false;
         return 0;
+    }
+    if (ctrl->is_server && vchan_is_open(x->v) == VCHAN_STATE_WAITING) {
+        return await_client(x);
     }
     /* libxenvchan's wait always blocks (it reads the event channel device). */
     (void)vchan_set_nonblocking(x->v, false);

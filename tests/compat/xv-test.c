@@ -18,6 +18,8 @@
  *   xv-test server|client DOMAIN PATH victim
  *   xv-test server|client DOMAIN PATH drain: the server writes what fits and
  *   waits until the client has taken it, the client waits for the close.
+ *   xv-test server|client DOMAIN PATH early: the client writes at once; the
+ *   server waits for it on is_open, then select()s before reading.
  *   xv-test server DOMAIN PATH orders: the ring orders server_init picks.
  *   xv-test server DOMAIN PATH unpublish: server_init, close, then a client
  *   of the same path (DOMAIN and the path's server in one domain) must fail.
@@ -465,6 +467,42 @@ int main(int argc, char **argv)
             c->blocking = 1;
             read_all(c, buf, sizeof(buf));
             CHECK(mismatch(buf, sizeof(buf), 0, 0) == 0);
+            while (libxenvchan_is_open(c)) {
+                EXPECT(libxenvchan_wait(c), 0);
+            }
+        }
+        libxenvchan_close(c);
+    } else if (strcmp(argv[4], "early") == 0) {
+        /*
+         * vchan-socket-proxy serving: wait in a loop until the client is
+         * there, then select() before reading. The client writes at once
+         * after connecting: the descriptor must then be readable (its data
+         * may have come with the connect's event), never a sleep beside a
+         * ring that holds data.
+         */
+        uint8_t buf[100];
+
+        if (!(c = open_side(server, domain, argv[3], 0, 0))) {
+            return 1;
+        }
+        fill(buf, sizeof(buf), 0, 0);
+        if (server) {
+            int fd = libxenvchan_fd_for_select(c);
+            struct timeval tv = {.tv_sec = 10};
+            fd_set rfds;
+
+            while (libxenvchan_is_open(c) != 1) {
+                EXPECT(libxenvchan_wait(c), 0);
+            }
+            FD_ZERO(&rfds);
+            FD_SET(fd, &rfds);
+            EXPECT(select(fd + 1, &rfds, NULL, NULL, &tv), 1);
+            EXPECT(libxenvchan_wait(c), 0);
+            c->blocking = 1;
+            read_all(c, buf, sizeof(buf));
+            CHECK(mismatch(buf, sizeof(buf), 0, 0) == 0);
+        } else {
+            EXPECT(libxenvchan_write(c, buf, sizeof(buf)), (int)sizeof(buf));
             while (libxenvchan_is_open(c)) {
                 EXPECT(libxenvchan_wait(c), 0);
             }

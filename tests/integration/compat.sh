@@ -120,6 +120,8 @@ pair "4 MiB each way, blocking, in-page rings" env \
     3 "$P" transfer "$MIB" 0 blocking -- 0 "$P" transfer "$MIB" 0 blocking
 pair "a wait after a write that fitted returns once the peer took it (vchan-socket-proxy's end)" env \
     3 "$P" drain -- 0 "$P" drain
+pair "data written at connect wakes a select() after the is_open loop (vchan-socket-proxy serving)" env \
+    3 "$P" early -- 0 "$P" early
 if [ -x "$XV_OURS" ]; then
     pair "built against our libxenvchan.h: conventions" ours 3 "$P" conventions -- 0 "$P" conventions
     pair "built against our libxenvchan.h: 4 MiB each way" ours \

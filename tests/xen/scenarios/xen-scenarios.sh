@@ -1350,6 +1350,8 @@ step_compat_xv() {
         "$_xv client 0 $_p0/compat-xv-ours transfer $((4 << 20)) 65536 nonblocking"
     xt_both compat-xv-drain dom0 "$_xv server $XT_PEER $_p0/compat-xv-drain drain" \
         "$_xr client 0 $_p0/compat-xv-drain drain"
+    xt_both compat-xv-early dom0 "$_xv server $XT_PEER $_p0/compat-xv-early early" \
+        "$_xr client 0 $_p0/compat-xv-early early"
     xt_both compat-xv-srv-ours dom0 \
         "$_xv server $XT_PEER $_p0/compat-xv-srv-ours transfer $((4 << 20)) 65536 nonblocking" \
         "$_xr client 0 $_p0/compat-xv-srv-ours transfer $((4 << 20)) 65536 nonblocking"
