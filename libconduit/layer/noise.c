@@ -490,7 +490,8 @@ int conduit__noise_hs_make_ephemeral(struct conduit__noise_hs *hs)
 {
     int rc;
 
-    if (!hs->pattern || hs->failed || hs->has_e || hs->fixed_e) {
+    /* Once per handshake: a second pair would not be the one the first call's caller expects. */
+    if (!hs->pattern || hs->failed || hs->has_e || hs->fixed_e || hs->ready_e) {
         return -CONDUIT__NOISE_ESTATE;
     }
     if ((rc = conduit__noise_keypair(hs->e, hs->e_pub)) < 0) {

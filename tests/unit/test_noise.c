@@ -364,6 +364,17 @@ static void xx_pair(struct conduit__noise_hs *i, struct conduit__noise_hs *r, ui
     sodium_memzero(rs, sizeof(rs));
 }
 
+/* Wipe a run's two handshake states and four cipher states. */
+static void wipe_run(struct conduit__noise_hs *i, struct conduit__noise_hs *r,
+                     struct conduit__noise_cs *cs[4])
+{
+    for (int k = 0; k < 4; k++) {
+        conduit__noise_cs_wipe(cs[k]);
+    }
+    conduit__noise_hs_wipe(i);
+    conduit__noise_hs_wipe(r);
+}
+
 /* A full XX run: each side learns the other's static key; then the nonce edge. */
 static void test_noise_xx_nonce_limit(void)
 {
@@ -404,10 +415,47 @@ static void test_noise_xx_nonce_limit(void)
     CU_ASSERT_EQUAL(conduit__noise_decrypt(&ir, NULL, 0, ct, 19, pt), 0);
     /* Replayed: the counter moved on, so it no longer opens. */
     CU_ASSERT_EQUAL(conduit__noise_decrypt(&ir, NULL, 0, ct, 19, pt), -CONDUIT__NOISE_EDECRYPT);
-    conduit__noise_cs_wipe(&is);
-    conduit__noise_cs_wipe(&ir);
-    conduit__noise_cs_wipe(&rs);
-    conduit__noise_cs_wipe(&rr);
+    wipe_run(&i, &r, (struct conduit__noise_cs *[]){&is, &ir, &rs, &rr});
+}
+
+/*
+ * The responder's ephemeral pair made ahead (sodium.c does it at accept): the
+ * same pair goes out in message 2, a second one is refused, the handshake
+ * completes and its transport keys work; a fixed (test vector) key is not
+ * replaced.
+ */
+static void test_noise_ephemeral_ahead(void)
+{
+    struct conduit__noise_hs i, r;
+    struct conduit__noise_cs is, ir, rs, rr;
+    uint8_t ipub[32], rpub[32], epub[32], msg[256], pl[256], ct[64], pt[64];
+    size_t n = 0, m;
+    int k;
+
+    xx_pair(&i, &r, ipub, rpub);
+    CU_ASSERT_EQUAL_FATAL(conduit__noise_hs_make_ephemeral(&r), 0);
+    memcpy(epub, r.e_pub, sizeof(epub));
+    CU_ASSERT_EQUAL(conduit__noise_hs_make_ephemeral(&r), -CONDUIT__NOISE_ESTATE);
+    for (k = 0; k < 3; k++) {
+        struct conduit__noise_hs *w = k % 2 == 0 ? &i : &r, *rd = k % 2 == 0 ? &r : &i;
+
+        CU_ASSERT_EQUAL(conduit__noise_hs_write(w, NULL, 0, msg, sizeof(msg), &n), 0);
+        if (k == 1) {
+            CU_ASSERT(memcmp(msg, epub, sizeof(epub)) == 0); /* "e" comes first */
+        }
+        CU_ASSERT_EQUAL(conduit__noise_hs_read(rd, msg, n, pl, sizeof(pl), &m), 0);
+    }
+    CU_ASSERT_EQUAL(conduit__noise_hs_split(&i, &is, &ir), 0);
+    CU_ASSERT_EQUAL(conduit__noise_hs_split(&r, &rs, &rr), 0);
+    CU_ASSERT_EQUAL(conduit__noise_encrypt(&is, NULL, 0, (const uint8_t *)"abc", 3, ct), 0);
+    CU_ASSERT_EQUAL(conduit__noise_decrypt(&rr, NULL, 0, ct, 3 + 16, pt), 0);
+    CU_ASSERT(memcmp(pt, "abc", 3) == 0);
+    wipe_run(&i, &r, (struct conduit__noise_cs *[]){&is, &ir, &rs, &rr});
+
+    xx_pair(&i, &r, ipub, rpub);
+    memset(epub, 7, sizeof(epub));
+    conduit__noise_hs_set_ephemeral(&r, epub);
+    CU_ASSERT_EQUAL(conduit__noise_hs_make_ephemeral(&r), -CONDUIT__NOISE_ESTATE);
     conduit__noise_hs_wipe(&i);
     conduit__noise_hs_wipe(&r);
 }
@@ -524,6 +572,7 @@ static const struct unit_test tests[] = {
     UNIT_TEST(test_noise_key_files),
     UNIT_TEST(test_noise_vectors),
     UNIT_TEST(test_noise_xx_nonce_limit),
+    UNIT_TEST(test_noise_ephemeral_ahead),
     UNIT_TEST(test_noise_zero_dh_refused),
 };
 
